@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make repro` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv repro test test-slow bench clean-venv
+
+venv: $(STAMP)
+
+# Re-installs only when the pinned requirements or the package metadata change.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+repro: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+
+bench: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

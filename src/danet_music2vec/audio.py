@@ -1,0 +1,102 @@
+"""The one audio loader every stage uses: read, mix down to mono, resample, validate.
+
+Reading goes through soundfile (libsndfile: wav, flac, ogg, au, ...); resampling
+through ``torchaudio.functional.resample``. Every problem becomes an
+:class:`AudioError` that names the file and what to do about it, never a bare
+traceback from inside libsndfile.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from danet_music2vec.atomic import atomic_path
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".au")
+SUPPORTED = ", ".join(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)
+# Peak below this (about -80 dBFS) counts as silence: no music or noise to learn from.
+SILENCE_PEAK = 1e-4
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; the message names the file and the fix."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, fix: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}; {fix}")
+
+
+@lru_cache(maxsize=8)
+def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
+    # The windowed-sinc kernel depends only on the two rates: build it once per pair.
+    return torchaudio.transforms.Resample(orig_rate, new_rate)
+
+
+def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling of a float32 signal ``(..., samples)`` (identity when the rates match)."""
+    if orig_rate == new_rate:
+        return audio
+    with torch.inference_mode():
+        return _resampler(orig_rate, new_rate)(torch.tensor(audio, dtype=torch.float32)).numpy()
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int,
+    min_seconds: float = 0.0,
+    check_silence: bool = True,
+) -> np.ndarray:
+    """Return the file's audio as mono float32 at ``sample_rate``.
+
+    Stereo (or more channels) is averaged to mono and other rates are resampled:
+    both are converted, not rejected. Raises :class:`AudioError` for a missing,
+    unreadable, empty, non-finite, silent or too-short file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "no such file", "check the path (and data.music_dir / data.noise_dir in params.yaml)")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(
+            path,
+            f"cannot be read as audio ({err})",
+            f"re-export it as one of {SUPPORTED} or remove it (data.on_bad_file: skip leaves it out)",
+        ) from None
+    if audio.shape[0] == 0:
+        raise AudioError(path, "is empty (0 samples)", "remove it or replace it with the real recording")
+    mono = audio.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioError(path, "contains NaN or infinite samples", "re-export it from the original recording")
+    if check_silence and float(np.max(np.abs(mono))) < SILENCE_PEAK:
+        raise AudioError(path, "is silent (peak below -80 dBFS)", "remove it; silence has no music or noise to learn from")
+    duration = mono.shape[0] / rate
+    if duration < min_seconds:
+        raise AudioError(
+            path,
+            f"is too short ({duration:.2f} s < {min_seconds:g} s)",
+            "remove it or lower data.min_music_seconds / data.min_noise_seconds",
+        )
+    return resample(mono, rate, sample_rate).astype(np.float32, copy=False)
+
+
+def audio_info(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
+    """Header information (rate, channels, frames) without decoding the samples."""
+    return sf.info(str(path))
+
+
+def save_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> int:
+    """Write mono audio atomically (format from the suffix); returns how many samples had to be clipped."""
+    audio = np.asarray(audio, dtype=np.float32)
+    clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype)
+    return clipped

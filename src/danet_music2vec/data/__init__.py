@@ -1,0 +1,1 @@
+"""Data sources, downloads, splits and mixtures."""

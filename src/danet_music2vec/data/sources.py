@@ -1,0 +1,105 @@
+"""Catalogue music and noise clips from local folders (the ``sample`` and ``local`` profiles).
+
+Music: ``<music_dir>/<genre>/<file>`` (GTZAN's own ``genres/<genre>/<genre>.000NN.au``
+fits), optionally with ``<music_dir>/meta.csv`` holding ``filename`` (relative to
+music_dir), ``genre`` and ``original_file``: excerpts of one original track share a
+``group`` so that a split never puts one track on both sides.
+Noise: audio files under ``noise_dir`` plus an optional ESC-50 style CSV
+(``filename, fold, target, category``, optionally ``src_file``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from danet_music2vec.audio import AUDIO_EXTENSIONS
+
+CATALOGUE_COLUMNS = ["clip_id", "kind", "label", "group", "fold", "source_path"]
+
+
+class SourceError(ValueError):
+    """A data folder or its metadata cannot be used; the message names it and the fix."""
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def scan_music(music_dir: str | Path) -> pd.DataFrame:
+    """One row per music file; the genre is the name of its sub-folder."""
+    music_dir = Path(music_dir)
+    if not music_dir.is_dir():
+        raise SourceError(f"{music_dir}: music folder not found; set data.music_dir to a folder of genre sub-folders")
+    meta_path = music_dir / "meta.csv"
+    groups: dict[str, str] = {}
+    if meta_path.is_file():
+        meta = pd.read_csv(meta_path)
+        if "filename" not in meta.columns:
+            raise SourceError(f"{meta_path}: needs a 'filename' column (path relative to {music_dir})")
+        if "original_file" in meta.columns:
+            groups = dict(zip(meta["filename"].astype(str), meta["original_file"].astype(str)))
+    rows = []
+    for path in _audio_files(music_dir):
+        rel = path.relative_to(music_dir)
+        if len(rel.parts) < 2:
+            raise SourceError(f"{path}: music files must sit in a genre sub-folder, e.g. {music_dir}/rock/{path.name}")
+        genre = rel.parts[0]
+        rows.append(
+            {
+                "clip_id": f"music/{rel.with_suffix('').as_posix()}",
+                "kind": "music",
+                "label": genre,
+                "group": groups.get(rel.as_posix(), rel.as_posix()),
+                "fold": -1,
+                "source_path": str(path),
+            }
+        )
+    if not rows:
+        raise SourceError(f"{music_dir}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in genre sub-folders")
+    return pd.DataFrame(rows, columns=CATALOGUE_COLUMNS)
+
+
+def scan_noise(noise_dir: str | Path, csv_path: str | Path | None = None) -> pd.DataFrame:
+    """One row per noise file; category, fold and source recording from the CSV when there is one."""
+    noise_dir = Path(noise_dir)
+    if not noise_dir.is_dir():
+        raise SourceError(f"{noise_dir}: noise folder not found; set data.noise_dir to a folder of audio files")
+    if csv_path is None and (noise_dir / "meta.csv").is_file():
+        csv_path = noise_dir / "meta.csv"
+    meta = None
+    if csv_path is not None:
+        csv_path = Path(csv_path)
+        if not csv_path.is_file():
+            raise SourceError(f"{csv_path}: noise CSV not found; fix data.noise_csv or set it to null")
+        meta = pd.read_csv(csv_path)
+        missing = {"filename", "fold", "category"} - set(meta.columns)
+        if missing:
+            raise SourceError(
+                f"{csv_path}: missing ESC-50 columns {sorted(missing)}; expected filename, fold, target, category"
+            )
+        meta = meta.set_index(meta["filename"].astype(str))
+    rows = []
+    for path in _audio_files(noise_dir):
+        rel = path.relative_to(noise_dir)
+        category, fold, group = (rel.parts[0] if len(rel.parts) > 1 else "noise"), -1, rel.stem
+        if meta is not None:
+            if path.name not in meta.index:
+                raise SourceError(f"{path}: not listed in {csv_path}; add a row for it or remove the file")
+            row = meta.loc[path.name]
+            category, fold = str(row["category"]), int(row["fold"])
+            group = f"{fold}-{row['src_file']}" if "src_file" in meta.columns else rel.stem
+        rows.append(
+            {
+                "clip_id": f"noise/{rel.with_suffix('').as_posix()}",
+                "kind": "noise",
+                "label": category,
+                "group": str(group),
+                "fold": fold,
+                "source_path": str(path),
+            }
+        )
+    if not rows:
+        raise SourceError(f"{noise_dir}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return pd.DataFrame(rows, columns=CATALOGUE_COLUMNS)

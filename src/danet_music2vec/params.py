@@ -1,0 +1,111 @@
+"""Read and validate ``params.yaml``.
+
+Stages read the same ``params.yaml`` that DVC tracks (``dvc exp run -S`` edits it
+in place), with PyYAML rather than ``dvc.api.params_show()``: that call costs a
+second or more of DVC start-up per stage and returns the same values.
+Validation happens here, once, so that a bad value stops a stage with a message
+that names the key and the allowed values instead of failing deep inside a library.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamError(ValueError):
+    """A value in params.yaml is missing or out of range."""
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
+    """Load ``params.yaml`` and validate the keys every stage relies on."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamError(f"{path}: not found; run the stage from the repository root") from None
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(params, dict):
+        raise ParamError(f"{path}: expected a mapping of parameter groups")
+    validate(params)
+    return params
+
+
+def _require(params: dict[str, Any], dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamError(f"params.yaml: missing '{dotted}'")
+        node = node[part]
+    return node
+
+
+def _choice(params: dict[str, Any], dotted: str, allowed: tuple[Any, ...]) -> None:
+    value = _require(params, dotted)
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ParamError(f"params.yaml: {dotted}={value!r} is not allowed; use one of {choices}")
+
+
+def _positive(params: dict[str, Any], dotted: str, integer: bool = False) -> None:
+    value = _require(params, dotted)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ParamError(f"params.yaml: {dotted}={value!r} must be {what}")
+
+
+def parse_snr(value: Any) -> None | float | tuple[float, float]:
+    """``mix.snr_db``: a number, a ``[lo, hi]`` range, or ``null`` (native levels)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and value[0] <= value[1]
+    ):
+        return float(value[0]), float(value[1])
+    raise ParamError(f"params.yaml: mix.snr_db={value!r} must be a number, a [lo, hi] range with lo <= hi, or null")
+
+
+def _seed(params: dict[str, Any], dotted: str) -> None:
+    value = _require(params, dotted)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParamError(f"params.yaml: {dotted}={value!r} must be a non-negative integer")
+
+
+def validate(params: dict[str, Any]) -> None:
+    """Raise :class:`ParamError` for the first invalid value found."""
+    noises = _require(params, "noises")
+    if isinstance(noises, bool) or noises not in (1, 2):
+        raise ParamError(
+            f"params.yaml: noises={noises!r} is not supported; use 1 or 2 (e.g. `dvc exp run -S noises=2`)"
+        )
+    _choice(params, "data.profile", ("sample", "local", "full"))
+    _choice(params, "data.on_bad_file", ("error", "skip"))
+    _positive(params, "data.sample_rate", integer=True)
+    _positive(params, "data.min_music_seconds")
+    _positive(params, "data.min_noise_seconds")
+    _choice(params, "split.music_method", ("auto", "stratified", "gtzan_seed", "gtzan_filtered"))
+    _choice(params, "split.noise_method", ("auto", "stratified", "esc50_original", "folds"))
+    fraction = _require(params, "split.test_fraction")
+    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ParamError(f"params.yaml: split.test_fraction={fraction!r} must be between 0 and 1")
+    _positive(params, "split.min_clips_per_genre", integer=True)
+    _seed(params, "split.seed")
+    _seed(params, "mix.seed")
+    parse_snr(_require(params, "mix.snr_db"))
+    _positive(params, "mix.train_mixtures_per_clip", integer=True)
+    _positive(params, "mix.test_mixtures_per_clip", integer=True)
+    for key in ("sample_rate", "n_fft", "hop", "chunk_frames", "shard_chunks"):
+        _positive(params, f"stft.{key}", integer=True)
+    _choice(params, "stft.window", ("sqrt_hann", "hann"))
+    if params["stft"]["hop"] > params["stft"]["n_fft"]:
+        raise ParamError("params.yaml: stft.hop must not exceed stft.n_fft")

@@ -1,0 +1,47 @@
+"""Shared fixtures: small real-format audio files written into tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+# Two cores on CI: one torch thread per test process keeps runs predictable.
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tone(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_audio(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, sample_rate)
+    return path
+
+
+@pytest.fixture
+def make_library(tmp_path: Path):
+    """Build a small local-profile library: genre folders of music + noise files with an ESC-50 CSV."""
+
+    def build(genres=("rock", "folk"), clips_per_genre=4, noises=6, music_seconds=6.0, rate=22050) -> tuple[Path, Path]:
+        rng = np.random.default_rng(0)
+        music_dir, noise_dir = tmp_path / "music", tmp_path / "noise"
+        for g, genre in enumerate(genres):
+            for i in range(clips_per_genre):
+                write_audio(music_dir / genre / f"{genre}.{i:05d}.wav", tone(music_seconds, rate, 200 + 100 * g + 10 * i), rate)
+        rows = []
+        for i in range(noises):
+            name = f"{1 + i % 5}-{1000 + i}-A-{i % 3}.wav"
+            write_audio(noise_dir / name, (0.1 * rng.standard_normal(2 * 44100)).astype(np.float32), 44100)
+            rows.append(f"{name},{1 + i % 5},{i % 3},cat{i % 3},False,{1000 + i},A")
+        (noise_dir / "meta.csv").write_text("filename,fold,target,category,esc10,src_file,take\n" + "\n".join(rows) + "\n")
+        return music_dir, noise_dir
+
+    return build

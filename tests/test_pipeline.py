@@ -1,0 +1,88 @@
+"""The data half of the pipeline under real DVC, in a temporary copy of the repository."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO
+
+DATA_STAGES = ["download", "split", "mix", "features"]
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    env.pop("DVC_ROOT", None)
+    env.pop("DVC_EXP_NAME", None)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def ran(output: str) -> set[str]:
+    return {s for s in DATA_STAGES if f"Running stage '{s}'" in output}
+
+
+@pytest.fixture
+def repo(tmp_path, make_library):
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for item in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore"):
+        src, dst = REPO / item, copy / item
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    music_dir, noise_dir = make_library(genres=("rock", "folk"), clips_per_genre=4, noises=8, music_seconds=6.0)
+    shutil.move(str(music_dir), copy / "data" / "sample" / "music")
+    shutil.move(str(noise_dir), copy / "data" / "sample" / "noise")
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["mix"]["train_mixtures_per_clip"] = 1
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (copy / ".gitignore").write_text("/mlflow.db\n/mlruns/\n")
+    sh(["git", "init", "-q"], copy)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], copy)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], copy)
+    return copy
+
+
+def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
+    first = sh(["dvc", "repro", "features"], repo)
+    assert ran(first) == set(DATA_STAGES)
+    mixtures = pd.read_parquet(repo / "data" / "mixtures.parquet")
+    assert mixtures["noise_clips"].map(len).eq(1).all()
+    assert (repo / "data" / "features" / "index.parquet").is_file()
+
+    assert ran(sh(["dvc", "repro", "features"], repo)) == set()
+    assert "up to date" in sh(["dvc", "status", "features"], repo).lower()
+
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], repo)
+    exp = sh(["dvc", "exp", "run", "-S", "noises=2", "features"], repo)
+    assert ran(exp) == {"mix", "features"}
+    assert pd.read_parquet(repo / "data" / "mixtures.parquet")["noise_clips"].map(len).eq(2).all()
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("danet-music2vec").experiment_id])
+    stages = sorted(r.info.run_name for r in runs if r.data.tags.get("stage_kind") == "stage")
+    assert stages == sorted(DATA_STAGES + ["mix", "features"])
+    parents = [r for r in runs if r.data.tags.get("stage_kind") == "pipeline"]
+    assert len(parents) == 2  # the plain repro and the experiment
+
+
+def test_bad_param_stops_the_stage_with_a_clear_message(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["noises"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "stages/download.py"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "noises=3 is not supported; use 1 or 2" in done.stderr
+    assert "Traceback" not in done.stderr
