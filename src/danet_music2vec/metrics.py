@@ -1,0 +1,339 @@
+"""Separation (BSS Eval) and classification metrics: pure functions on arrays.
+
+Separation follows the MIREX singing-voice convention used by the original work:
+per mixture, ``mir_eval.separation.bss_eval_sources`` gives SDR/SIR/SAR for the music
+and the noise estimate; NSDR is the SDR gained over the unprocessed mixture; the
+global figures (GNSDR, GSDR, GSIR, GSAR) are means weighted by each mixture's length.
+
+Source order is fixed everywhere in this project: index 0 = music, index 1 = noise.
+No file I/O here except :func:`plot_confusion`, which writes one PNG atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import mir_eval.separation
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from danet_music2vec.atomic import atomic_path
+
+SOURCE_NAMES: tuple[str, ...] = ("music", "noise")
+
+# A source whose mean power is below this (dB relative to full scale, i.e. a float
+# signal in [-1, 1]) counts as silent. mir_eval itself only refuses exact all-zero
+# signals, but near-silent ones (a gated estimate, a crop of digital silence) give
+# meaningless, numerically unstable projections, so they are flagged the same way.
+DEFAULT_SILENCE_DB = -80.0
+
+
+# --------------------------------------------------------------------------- separation
+
+
+def _validate_sources(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ref = np.asarray(reference)
+    est = np.asarray(estimate)
+    if ref.ndim != 2 or est.ndim != 2:
+        raise ValueError(
+            f"bss_eval expects (n_sources, samples) arrays with one 1-D signal per source; got reference "
+            f"shape {ref.shape} and estimate shape {est.shape}. Stack the sources with np.stack([music, noise])."
+        )
+    if ref.shape != est.shape:
+        raise ValueError(
+            f"reference shape {ref.shape} != estimate shape {est.shape}: the estimate must have the same "
+            "sources in the same order (0 music, 1 noise) and be trimmed/padded to the reference length."
+        )
+    if ref.shape[0] < 1 or ref.shape[1] < 1:
+        raise ValueError(f"bss_eval got an empty signal (shape {ref.shape}); need >= 1 source and >= 1 sample.")
+    for name, arr in (("reference", ref), ("estimate", est)):
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise ValueError(f"{name} must be a real-valued numeric array, got dtype {arr.dtype}.")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"{name} contains NaN or inf samples; check the separator output (e.g. a division by a zero "
+                "mask sum) before scoring."
+            )
+    # mir_eval works in float64; converting once here avoids float32 round-off in its projections.
+    return ref.astype(np.float64, copy=False), est.astype(np.float64, copy=False)
+
+
+def _silent_sources(ref: np.ndarray, est: np.ndarray, silence_db: float) -> list[str]:
+    threshold = 10.0 ** (silence_db / 10.0)
+    names = [SOURCE_NAMES[i] if i < len(SOURCE_NAMES) else f"source{i}" for i in range(ref.shape[0])]
+    silent = []
+    for kind, arr in (("reference", ref), ("estimate", est)):
+        power = np.mean(arr**2, axis=1)
+        silent += [f"{kind}:{names[i]}" for i in np.flatnonzero(power <= threshold)]
+    return silent
+
+
+def bss_eval(
+    reference: np.ndarray, estimate: np.ndarray, silence_db: float = DEFAULT_SILENCE_DB
+) -> dict[str, Any]:
+    """BSS Eval v3 (``mir_eval.separation.bss_eval_sources``) with a known source order.
+
+    Args:
+        reference: ``(n_sources, samples)`` true sources (0 music, 1 noise).
+        estimate: same shape, the estimates in the same order (no permutation search).
+        silence_db: a source with mean power at or below this (dBFS) counts as silent.
+
+    Returns:
+        ``{"sdr", "sir", "sar"}``: float64 arrays ``(n_sources,)`` in dB; ``"silent"``: bool;
+        ``"silent_sources"``: e.g. ``["reference:noise"]``. When any reference or estimate is
+        silent, mir_eval is not called (it would raise) and the metrics are NaN, so the caller
+        can count and skip the item instead of crashing.
+
+    Raises:
+        ValueError: shapes differ, are not 2-D, are empty, or contain NaN/inf.
+    """
+    ref, est = _validate_sources(reference, estimate)
+    silent = _silent_sources(ref, est, silence_db)
+    if silent:
+        nan = np.full(ref.shape[0], np.nan)
+        return {"sdr": nan, "sir": nan.copy(), "sar": nan.copy(), "silent": True, "silent_sources": silent}
+    with warnings.catch_warnings():
+        # mir_eval 0.8 marks its separation module deprecated (removal planned for 0.9);
+        # requirements pin 0.8.2, so the warning would only repeat once per mixture.
+        warnings.simplefilter("ignore", FutureWarning)
+        sdr, sir, sar, _ = mir_eval.separation.bss_eval_sources(ref, est, compute_permutation=False)
+    return {"sdr": sdr, "sir": sir, "sar": sar, "silent": False, "silent_sources": []}
+
+
+@dataclass(frozen=True)
+class SeparationResult:
+    """BSS Eval figures of one mixture (dB); NaN everywhere when ``silent``.
+
+    ``nsdr_*`` = SDR of the estimate minus SDR of the unprocessed mixture taken as the
+    estimate of the same source; ``sdr_mixture_*`` is that mixture baseline.
+    """
+
+    sdr_music: float
+    sir_music: float
+    sar_music: float
+    sdr_noise: float
+    sir_noise: float
+    sar_noise: float
+    sdr_mixture_music: float
+    sdr_mixture_noise: float
+    nsdr_music: float
+    nsdr_noise: float
+    length: int
+    silent: bool = False
+    silent_sources: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict, e.g. for one row of a per-mixture Parquet/CSV table."""
+        row = asdict(self)
+        row["silent_sources"] = ",".join(self.silent_sources)
+        return row
+
+
+def separation_scores(
+    reference: np.ndarray,
+    estimate: np.ndarray,
+    mixture: np.ndarray,
+    silence_db: float = DEFAULT_SILENCE_DB,
+) -> SeparationResult:
+    """Score one separated mixture.
+
+    Args:
+        reference: ``(2, samples)`` true music and noise.
+        estimate: ``(2, samples)`` estimated music and noise.
+        mixture: ``(samples,)`` the unprocessed mixture (the NSDR baseline).
+        silence_db: see :func:`bss_eval`.
+    """
+    ref = np.asarray(reference)
+    mix = np.asarray(mixture)
+    if ref.ndim != 2 or ref.shape[0] != 2:
+        raise ValueError(f"reference must be (2, samples) = (music, noise); got shape {ref.shape}.")
+    if mix.ndim != 1 or mix.shape[0] != ref.shape[1]:
+        raise ValueError(
+            f"mixture must be 1-D with {ref.shape[1]} samples like the reference; got shape {mix.shape}."
+        )
+    sep = bss_eval(ref, estimate, silence_db)
+    if sep["silent"]:
+        nan = math.nan
+        return SeparationResult(nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
+                                length=int(ref.shape[1]), silent=True,
+                                silent_sources=tuple(sep["silent_sources"]))
+    # The mixture as the estimate of both sources: its SDR against each reference is the
+    # "do nothing" baseline that NSDR subtracts.
+    base = bss_eval(ref, np.stack([mix, mix]), silence_db)
+    sdr, sir, sar, sdr_mix = sep["sdr"], sep["sir"], sep["sar"], base["sdr"]
+    return SeparationResult(
+        sdr_music=float(sdr[0]), sir_music=float(sir[0]), sar_music=float(sar[0]),
+        sdr_noise=float(sdr[1]), sir_noise=float(sir[1]), sar_noise=float(sar[1]),
+        sdr_mixture_music=float(sdr_mix[0]), sdr_mixture_noise=float(sdr_mix[1]),
+        nsdr_music=float(sdr[0] - sdr_mix[0]), nsdr_noise=float(sdr[1] - sdr_mix[1]),
+        length=int(ref.shape[1]),
+    )
+
+
+def global_scores(results: Sequence[SeparationResult]) -> dict[str, float]:
+    """Length-weighted means over the non-silent results (MIREX singing-voice convention).
+
+    GNSDR = sum_i(len_i * NSDR_i) / sum_i(len_i); likewise GSDR, GSIR, GSAR for the music
+    (the headline figures) and ``noise_*`` for the noise estimate.
+
+    Returns keys ``gnsdr, gsdr, gsir, gsar, noise_gnsdr, noise_gsdr, noise_gsir, noise_gsar,
+    mixture_gsdr`` (music SDR of the unprocessed mixture), ``n_mixtures`` (all results),
+    ``n_scored``, ``n_silent`` and ``n_silent_estimate`` (of those, silenced by the separator). When every result is silent the means are NaN.
+    """
+    scored = [r for r in results if not r.silent]
+    out: dict[str, float] = {
+        "n_mixtures": len(results),
+        "n_scored": len(scored),
+        "n_silent": len(results) - len(scored),
+        # Silent *estimates* are the separator's fault (it removed everything), not the data's:
+        # counted apart so that skipping them can never flatter a model unnoticed.
+        "n_silent_estimate": sum(any(s.startswith("estimate:") for s in r.silent_sources) for r in results),
+    }
+    columns = {
+        "gnsdr": "nsdr_music", "gsdr": "sdr_music", "gsir": "sir_music", "gsar": "sar_music",
+        "noise_gnsdr": "nsdr_noise", "noise_gsdr": "sdr_noise", "noise_gsir": "sir_noise",
+        "noise_gsar": "sar_noise", "mixture_gsdr": "sdr_mixture_music",
+    }
+    weights = np.array([r.length for r in scored], dtype=np.float64)
+    for key, attr in columns.items():
+        if not scored:
+            out[key] = math.nan
+            continue
+        values = np.array([getattr(r, attr) for r in scored], dtype=np.float64)
+        out[key] = float(np.sum(weights * values) / np.sum(weights))
+    return out
+
+
+# ----------------------------------------------------------------------- classification
+
+
+def _validate_labels(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any] | None) -> None:
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} items but y_pred has {len(y_pred)}; they must pair up.")
+    if len(y_true) == 0:
+        raise ValueError("no predictions to score (empty y_true); check that the test split is not empty.")
+    if labels is not None:
+        unknown = sorted({y for y in y_true} - set(labels), key=str)
+        if unknown:
+            raise ValueError(
+                f"true labels {unknown} are not in labels {list(labels)}; pass every genre the test set holds."
+            )
+
+
+def classification_scores(
+    y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any] | None = None
+) -> dict[str, float]:
+    """Accuracy and support-weighted precision/recall/F1 (sklearn, ``zero_division=0``).
+
+    Returns keys ``accuracy, precision, recall, f1, n``.
+    """
+    _validate_labels(y_true, y_pred, labels)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=None if labels is None else list(labels), average="weighted", zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "n": len(y_true),
+    }
+
+
+def per_class_report(
+    y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """``sklearn.metrics.classification_report`` as a dict (``zero_division=0``)."""
+    _validate_labels(y_true, y_pred, labels)
+    return classification_report(
+        y_true, y_pred, labels=None if labels is None else list(labels), output_dict=True, zero_division=0
+    )
+
+
+_NAMED_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def bootstrap_ci(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    metric: str | Callable[[np.ndarray, np.ndarray], float],
+    n: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    labels: Sequence[Any] | None = None,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric`` over resampled test clips.
+
+    Clips are drawn with replacement ``n`` times (``np.random.RandomState(seed)``), the metric
+    is recomputed on each resample, and the ``alpha/2`` and ``1 - alpha/2`` percentiles are
+    returned. ``metric`` is a callable ``(y_true, y_pred) -> float`` or one of
+    ``"accuracy", "precision", "recall", "f1"`` (weighted, as :func:`classification_scores`).
+    """
+    _validate_labels(y_true, y_pred, labels)
+    if n < 1:
+        raise ValueError(f"bootstrap n must be >= 1, got {n}.")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"bootstrap alpha must be in (0, 1), got {alpha}.")
+    if isinstance(metric, str):
+        if metric not in _NAMED_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; use one of {_NAMED_METRICS} or a callable.")
+        name = metric
+
+        def fn(t: np.ndarray, p: np.ndarray) -> float:
+            return classification_scores(t, p, labels)[name]
+    else:
+        fn = metric
+    t = np.asarray(y_true)
+    p = np.asarray(y_pred)
+    rng = np.random.RandomState(seed)
+    idx = rng.randint(0, len(t), size=(n, len(t)))
+    stats = np.array([fn(t[i], p[i]) for i in idx], dtype=np.float64)
+    lo, hi = np.percentile(stats, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
+    return float(lo), float(hi)
+
+
+def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
+    """Confusion matrix (rows = true, columns = predicted) in ``labels`` order."""
+    _validate_labels(y_true, y_pred, labels)
+    return confusion_matrix(y_true, y_pred, labels=list(labels))
+
+
+def plot_confusion(
+    matrix: np.ndarray, labels: Sequence[str], title: str, path: str | os.PathLike[str]
+) -> None:
+    """Write a confusion-matrix heat map with counts to ``path`` (PNG, atomically)."""
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
+        raise ValueError(f"confusion matrix shape {m.shape} does not match {len(labels)} labels.")
+    # The object-oriented Figure + Agg canvas avoids pyplot's global state and never needs
+    # a display, whatever backend the caller configured.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    size = max(4.0, 0.6 * len(labels) + 2.0)
+    fig = Figure(figsize=(size, size))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(m, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(labels)), labels=list(labels), rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels=list(labels))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    threshold = m.max() / 2.0 if m.size and m.max() > 0 else 0.0
+    for (i, j), value in np.ndenumerate(m):
+        ax.text(j, i, f"{value:g}", ha="center", va="center", color="white" if value > threshold else "black")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
