@@ -14,6 +14,13 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO
 
 DATA_STAGES = ["download", "split", "mix", "features"]
+ALL_STAGES = DATA_STAGES + ["train_danet", "train_music2vec", "separate", "classify", "score"]
+# Small models and few epochs: these tests check the plumbing, not the quality.
+TINY = {
+    "danet": {"hidden": 16, "layers": 1, "epochs": 2, "kmeans_epochs": 1},
+    "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
+    "score": {"bootstrap_n": 50},
+}
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
@@ -26,7 +33,12 @@ def sh(cmd: list[str], cwd: Path) -> str:
 
 
 def ran(output: str) -> set[str]:
-    return {s for s in DATA_STAGES if f"Running stage '{s}'" in output}
+    return {s for s in ALL_STAGES if f"Running stage '{s}'" in output}
+
+
+def commit(repo: Path, message: str) -> None:
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
 
 
 @pytest.fixture
@@ -45,11 +57,12 @@ def repo(tmp_path, make_library):
     shutil.move(str(noise_dir), copy / "data" / "sample" / "noise")
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["mix"]["train_mixtures_per_clip"] = 1
+    for group, values in TINY.items():
+        params[group].update(values)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (copy / ".gitignore").write_text("/mlflow.db\n/mlruns/\n")
+    (copy / ".gitignore").write_text("/mlflow.db\n/mlruns/\n/checkpoints/\n")
     sh(["git", "init", "-q"], copy)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], copy)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], copy)
+    commit(copy, "init")
     return copy
 
 
@@ -63,8 +76,7 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
     assert ran(sh(["dvc", "repro", "features"], repo)) == set()
     assert "up to date" in sh(["dvc", "status", "features"], repo).lower()
 
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
-    sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], repo)
+    commit(repo, "lock")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "features"], repo)
     assert ran(exp) == {"mix", "features"}
     assert pd.read_parquet(repo / "data" / "mixtures.parquet")["noise_clips"].map(len).eq(2).all()
@@ -86,3 +98,30 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
     assert done.returncode == 2
     assert "noises=3 is not supported; use 1 or 2" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(repo):
+    assert ran(sh(["dvc", "repro"], repo)) == set(ALL_STAGES)
+    commit(repo, "first experiment")
+    exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
+    # "cache music2vec": nothing train_music2vec depends on changes with `noises`
+    assert ran(exp) == {"mix", "features", "train_danet", "separate", "classify", "score"}
+
+    import json
+
+    score = json.loads((repo / "metrics" / "score.json").read_text())
+    for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+                "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1"):  # fmt: skip
+        assert isinstance(score[key], float), key
+    assert score["separation.oracle_irm.gnsdr"] > score["separation.baseline.gnsdr"]
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("danet-music2vec").experiment_id])
+    parents = {r.data.params["noises"]: r for r in runs if r.data.tags.get("stage_kind") == "pipeline"}
+    assert set(parents) == {"1", "2"}
+    assert parents["2"].data.tags["pipeline_key"] == "two-noises"
+    for parent in parents.values():
+        assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
+
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
+    assert "two-noises" in json.dumps(shown)

@@ -113,7 +113,17 @@ class StageRun:
         output = output[0] if isinstance(output, tuple) else output
         signature = infer_signature(input_example, output.numpy())
         with mlflow.start_run(run_id=self.run_id):
-            mlflow.pytorch.log_model(model, name=name, signature=signature, input_example=input_example)
+            # Pickle, not MLflow's default torch.export ("pt2"): export needs a stored input
+            # example, pins the batch size it saw, and cannot trace DANet's k-means.
+            # Explicit requirements: MLflow would otherwise infer them in a subprocess that
+            # re-imports the model (seconds per stage).
+            mlflow.pytorch.log_model(
+                model,
+                name=name,
+                signature=signature,
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
 
 
 def _is_number(value: Any) -> bool:

@@ -1,0 +1,27 @@
+"""Run every benchmark (each writes bench/results/<name>.json). `make bench` calls this.
+
+Needs the pipeline's outputs (`make repro` first). Benchmarks are run on purpose, never in tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_features.py", "bench_separation.py", "bench_training.py", "bench_noop_repro.py"]
+
+
+def main() -> None:
+    failed = []
+    for script in SCRIPTS:
+        print(f"== {script}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / script)]).returncode != 0:
+            failed.append(script)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Deep Attractor Network (Chen, Luo & Mesgarani, ICASSP 2017), for music vs. noise.
+
+A BLSTM stack maps the mixture's log-magnitude spectrogram to one K-dimensional
+embedding per time-frequency bin, ``V`` shaped ``(B, T*F, K)``. Each source has an
+*attractor* in that space; a bin's mask for source ``c`` is the softmax over sources
+of ``V @ A_c``, so the masks of all sources sum to one in every bin.
+
+Where the attractors come from (``attractor_source``):
+
+- ``"ideal"`` (training, as in the paper and its official code): the mean embedding of
+  the bins that the ideal binary mask assigns to each source, ``A = (Y^T V) / sum(Y)``,
+  counting only *active* bins, i.e. bins within ``threshold_db`` of the chunk's
+  loudest bin. Silent bins have arbitrary embeddings and would drag the attractors.
+- ``"kmeans"`` (inference, and the last ``danet.kmeans_epochs`` training epochs):
+  k-means with ``n_sources`` clusters over the active bins' embeddings. Cluster order is
+  arbitrary; whoever uses these masks must resolve which cluster is which source
+  (training: permutation-invariant loss; inference: :class:`~danet_music2vec.separation.Separator`).
+- ``"anchored"`` (the anchored DANet of the same authors' journal version, Luo, Chen &
+  Mesgarani, IEEE/ACM TASLP 2018): trainable anchor points, one per source, softly
+  assign every active bin (``softmax(V @ anchors)``); the attractors are the
+  assignment-weighted mean embeddings. Training and inference then estimate the
+  attractors the same way, and since the sources have fixed identities here (music,
+  noise) the anchors are ordered: no clustering and no permutation to resolve.
+- ``"given"``: attractors passed in by the caller, ``(C, K)`` or ``(B, C, K)``
+  (fixed attractors from training, or track-level k-means centres).
+
+Input: the LINEAR magnitude ``|X|`` shaped ``(B, T, F)``. The network's input feature is
+derived from it inside the model so that training and inference cannot disagree:
+``20*log10|X|`` relative to the chunk's loudest bin, floored at ``-floor_db`` and scaled to
+[-1, 1]. This is a per-chunk gain normalisation (a louder or quieter recording gives
+the same features) that needs no data set statistics stored next to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTRACTOR_SOURCES = ("ideal", "kmeans", "anchored", "given")
+_TINY = 1e-8
+
+
+class DanetOutput(NamedTuple):
+    """Everything :meth:`DANet.forward` computes, for training and diagnostics."""
+
+    masks: torch.Tensor  # (B, T, F, C), sums to one over C
+    embeddings: torch.Tensor  # (B, T*F, K)
+    attractors: torch.Tensor  # (B, C, K)
+    active: torch.Tensor  # (B, T*F) float 0/1: bins within threshold_db of the chunk max
+
+
+def active_bins(mag: torch.Tensor, threshold_db: float) -> torch.Tensor:
+    """``(B, T, F)`` magnitude -> ``(B, T*F)`` float weights: 1 where within ``threshold_db`` of the chunk max."""
+    flat = mag.reshape(mag.shape[0], -1)
+    peak = flat.amax(dim=1, keepdim=True)
+    floor = peak * 10.0 ** (-threshold_db / 20.0)
+    # `> _TINY` keeps an all-silent chunk (padding) from counting every bin as active.
+    return ((flat >= floor) & (flat > _TINY)).to(mag.dtype)
+
+
+def kmeans(
+    points: torch.Tensor,
+    weights: torch.Tensor,
+    k: int,
+    iters: int = 10,
+    init: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched weighted Lloyd k-means: ``points (B, N, D)``, ``weights (B, N)`` -> ``(centres (B, k, D), labels (B, N))``.
+
+    Deterministic: unless ``init`` ``(B, k, D)`` is given, the first centre is the
+    weighted point farthest from the weighted mean, each next one the point farthest
+    from its nearest chosen centre (farthest-first traversal over weighted points).
+    Points with weight 0 do not move the centres but still get a label. A batch item
+    with no weight at all is clustered over all of its points. Runs without autograd.
+    """
+    with torch.no_grad():
+        points = points.detach()
+        w = weights.detach().to(points.dtype)
+        empty = w.sum(dim=1, keepdim=True) <= 0
+        w = torch.where(empty, torch.ones_like(w), w)
+        valid = w > 0
+        if init is None:
+            mean = (w.unsqueeze(-1) * points).sum(1) / w.sum(1, keepdim=True)
+            dist = (points - mean.unsqueeze(1)).square().sum(-1)
+            dist = dist.masked_fill(~valid, -1.0)
+            centres = [points[torch.arange(points.shape[0]), dist.argmax(1)]]
+            nearest = torch.full_like(dist, float("inf"))
+            for _ in range(1, k):
+                d = (points - centres[-1].unsqueeze(1)).square().sum(-1)
+                nearest = torch.minimum(nearest, d)
+                pick = nearest.masked_fill(~valid, -1.0).argmax(1)
+                centres.append(points[torch.arange(points.shape[0]), pick])
+            centre = torch.stack(centres, dim=1)
+        else:
+            centre = init.detach().to(points.dtype).expand(points.shape[0], -1, -1).clone()
+        for _ in range(iters):
+            labels = torch.cdist(points, centre).argmin(-1)
+            one_hot = F.one_hot(labels, k).to(points.dtype) * w.unsqueeze(-1)  # (B, N, k)
+            mass = one_hot.sum(1)  # (B, k)
+            updated = one_hot.transpose(1, 2) @ points / mass.clamp_min(_TINY).unsqueeze(-1)
+            # An empty cluster keeps its previous centre instead of collapsing to 0.
+            centre = torch.where((mass > 0).unsqueeze(-1), updated, centre)
+        labels = torch.cdist(points, centre).argmin(-1)
+    return centre, labels
+
+
+class DANet(nn.Module):
+    """BLSTM embeddings + attractors + softmax masks. Pure ``nn.Module``: no file I/O.
+
+    ``forward(mag)`` alone (k-means attractors, masks as a tensor) is the signature the
+    MLflow model logs; training passes ``attractor_source="ideal"`` and
+    ``return_details=True``.
+    """
+
+    def __init__(
+        self,
+        n_freq: int,
+        hidden: int = 300,
+        layers: int = 4,
+        embedding_dim: int = 20,
+        n_sources: int = 2,
+        dropout: float = 0.0,
+        threshold_db: float = 40.0,
+        floor_db: float = 80.0,
+        kmeans_iters: int = 10,
+    ) -> None:
+        super().__init__()
+        if n_sources < 2:
+            raise ValueError(f"DANet needs n_sources >= 2, got {n_sources}")
+        self.config: dict[str, Any] = {
+            "n_freq": n_freq,
+            "hidden": hidden,
+            "layers": layers,
+            "embedding_dim": embedding_dim,
+            "n_sources": n_sources,
+            "dropout": dropout,
+            "threshold_db": threshold_db,
+            "floor_db": floor_db,
+            "kmeans_iters": kmeans_iters,
+        }
+        self.n_freq, self.embedding_dim, self.n_sources = n_freq, embedding_dim, n_sources
+        self.threshold_db, self.floor_db, self.kmeans_iters = threshold_db, floor_db, kmeans_iters
+        self.blstm = nn.LSTM(
+            n_freq, hidden, num_layers=layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0.0
+        )
+        # tanh on the embedding layer as in the official code: bounded embeddings keep
+        # the softmax over V.A from saturating early in training.
+        self.embed_layer = nn.Linear(2 * hidden, n_freq * embedding_dim)
+        # Used only by attractor_source="anchored"; always present so every checkpoint has the same keys.
+        self.anchors = nn.Parameter(torch.randn(n_sources, embedding_dim, generator=torch.Generator().manual_seed(0)))
+
+    def features(self, mag: torch.Tensor) -> torch.Tensor:
+        """Network input: chunk-max-relative dB, floored at ``-floor_db``, scaled to [-1, 1]."""
+        db = 20.0 * torch.log10(mag.clamp_min(_TINY))
+        peak = db.amax(dim=(1, 2), keepdim=True)
+        rel = (db - peak).clamp_min(-self.floor_db)
+        return rel / (self.floor_db / 2.0) + 1.0
+
+    def embed(self, mag: torch.Tensor) -> torch.Tensor:
+        """``(B, T, F)`` magnitude -> embeddings ``(B, T*F, K)``."""
+        if mag.dim() != 3 or mag.shape[-1] != self.n_freq:
+            raise ValueError(f"DANet expects magnitudes shaped (batch, frames, {self.n_freq}), got {tuple(mag.shape)}")
+        out, _ = self.blstm(self.features(mag))
+        v = torch.tanh(self.embed_layer(out))  # (B, T, F*K)
+        return v.reshape(mag.shape[0], -1, self.embedding_dim)
+
+    def active(self, mag: torch.Tensor) -> torch.Tensor:
+        """``(B, T*F)`` 0/1 weights of the bins above the energy threshold."""
+        return active_bins(mag, self.threshold_db)
+
+    @staticmethod
+    def ideal_attractors(v: torch.Tensor, assignment: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """``A = (Y^T V) / sum(Y)`` over active bins: ``v (B, N, K)``, ``assignment (B, N, C)``, ``active (B, N)`` -> ``(B, C, K)``."""
+        y = assignment * active.unsqueeze(-1)
+        return (y.transpose(1, 2) @ v) / (y.sum(1).unsqueeze(-1) + _TINY)
+
+    def kmeans_attractors(self, v: torch.Tensor, active: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+        """Attractors from k-means over the active bins (cluster order arbitrary).
+
+        Assignments are found without gradients; the attractors are then the mean of
+        the assigned embeddings *with* gradients, so the last training epochs still
+        train the embedding network through them.
+        """
+        _, labels = kmeans(v, active, self.n_sources, iters=self.kmeans_iters, init=init)
+        assignment = F.one_hot(labels, self.n_sources).to(v.dtype)
+        return self.ideal_attractors(v, assignment, active)
+
+    def anchored_attractors(self, v: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """Attractors from the anchors' soft assignment of the active bins, in source order: ``(B, C, K)``."""
+        assignment = (v @ self.anchors.t()).softmax(-1)
+        return self.ideal_attractors(v, assignment, active)
+
+    def masks_from(self, v: torch.Tensor, attractors: torch.Tensor, frames: int) -> torch.Tensor:
+        """Softmax masks ``(B, T, F, C)`` from embeddings and attractors ``(B, C, K)``."""
+        logits = v @ attractors.transpose(1, 2)  # (B, T*F, C)
+        return logits.softmax(-1).reshape(v.shape[0], frames, self.n_freq, -1)
+
+    def forward(
+        self,
+        mag: torch.Tensor,
+        attractor_source: str = "kmeans",
+        ideal_assignment: torch.Tensor | None = None,
+        attractors: torch.Tensor | None = None,
+        return_details: bool = False,
+    ) -> torch.Tensor | DanetOutput:
+        """Masks ``(B, T, F, C)`` for magnitude ``mag (B, T, F)``.
+
+        ``ideal_assignment``: ``(B, T, F, C)`` (or ``(B, T*F, C)``) source membership for
+        ``attractor_source="ideal"`` (the ideal binary mask); ``attractors``: ``(C, K)`` or
+        ``(B, C, K)`` for ``"given"``.
+        """
+        v = self.embed(mag)
+        active = self.active(mag)
+        if attractor_source == "ideal":
+            if ideal_assignment is None:
+                raise ValueError("attractor_source='ideal' needs ideal_assignment (the ideal binary mask)")
+            a = self.ideal_attractors(v, ideal_assignment.reshape(v.shape[0], -1, self.n_sources).to(v.dtype), active)
+        elif attractor_source == "kmeans":
+            a = self.kmeans_attractors(v, active)
+        elif attractor_source == "anchored":
+            a = self.anchored_attractors(v, active)
+        elif attractor_source == "given":
+            if attractors is None:
+                raise ValueError("attractor_source='given' needs attractors shaped (C, K) or (B, C, K)")
+            a = attractors.to(v.dtype)
+            a = a.expand(v.shape[0], -1, -1) if a.dim() == 2 else a
+        else:
+            raise ValueError(f"attractor_source={attractor_source!r}; use one of {', '.join(ATTRACTOR_SOURCES)}")
+        masks = self.masks_from(v, a, mag.shape[1])
+        return DanetOutput(masks, v, a, active) if return_details else masks

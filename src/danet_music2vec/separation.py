@@ -1,0 +1,300 @@
+"""Whole-track separation with a trained DANet: overlapping chunks, mask overlap-add, attractor policy.
+
+A track is resampled to the STFT rate and transformed; its spectrogram is cut into
+chunks of ``chunk_frames`` frames (what the network was trained on) that overlap by
+``overlap``. The model runs on batches of chunks; the chunks' MASKS are overlap-added
+with a Hann weight per frame (normalised by the summed weights), so neighbouring chunks
+cross-fade and there is no seam at chunk borders. The music mask is applied to the
+mixture STFT and inverted.
+
+Attractor policy (``attractor``):
+
+- ``"kmeans"`` (the paper's inference): k-means over the active bins' embeddings.
+  With ``kmeans_scope="track"`` (default, as the paper clusters a whole utterance) one
+  pair of centres is fitted on the embeddings of all chunks of the track, so every
+  chunk uses the same attractors; ``"chunk"`` clusters each chunk on its own (cheaper
+  in memory, but a chunk where one source is absent gets split in two anyway).
+  k-means returns clusters in arbitrary order: the order is resolved by matching the
+  centres to the checkpoint's mean training attractors (cosine similarity, best
+  assignment via the Hungarian method). ``swaps`` counts the decisions where the
+  order had to be swapped, ``decisions`` all of them. ``kmeans_init="train"`` starts
+  k-means from the mean training attractors (music, noise) instead of the generic
+  farthest-first seeds: the clustering then starts from the music/noise split the
+  network was trained for rather than from whatever structure dominates the track
+  (measured: +0.7 dB GNSDR on the sample), and swaps become rare.
+- ``"fixed"``: the mean training attractors themselves (no clustering, no permutation).
+- ``"anchored"``: for a model trained with ``danet.attractor: anchored``: each chunk's
+  attractors come from the model's trained anchors (as in training; already ordered).
+
+``output_rate``: ``"stft"`` returns audio at the STFT rate (e.g. 8 kHz). ``"full"``
+keeps the input's rate and band: the mask (time x frequency in seconds and Hz) is
+interpolated onto a STFT of the input at its own rate and applied there; above the
+model's Nyquist frequency the mask of the highest modelled bin is extended.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+
+from danet_music2vec.audio import resample
+from danet_music2vec.danet_training import load_checkpoint, model_from_checkpoint, resolve_device
+from danet_music2vec.dsp import StftConfig, istft, stft
+from danet_music2vec.models.danet import DANet, kmeans
+
+ATTRACTORS = ("kmeans", "fixed", "anchored")
+KMEANS_SCOPES = ("track", "chunk")
+OUTPUT_RATES = ("stft", "full")
+KMEANS_INITS = ("train", "farthest")
+# Track-level k-means is fitted on at most this many active bins (spread evenly over the
+# track): enough for two centres in 20 dimensions, bounded in time and memory.
+MAX_KMEANS_POINTS = 200_000
+# Embeddings of all chunks are kept for the second pass only up to this size; longer
+# tracks recompute them instead (twice the network time, constant memory).
+EMBEDDING_CACHE_BYTES = 512 * 2**20
+
+
+def chunk_starts(frames: int, chunk: int, overlap: float) -> tuple[list[int], int]:
+    """Start frames of overlapping chunks covering ``frames``, and the padded length."""
+    hop = max(1, int(round(chunk * (1.0 - overlap))))
+    n = 1 if frames <= chunk else 1 + math.ceil((frames - chunk) / hop)
+    return [i * hop for i in range(n)], (n - 1) * hop + chunk
+
+
+def chunk_weight(chunk: int, overlap: float) -> torch.Tensor:
+    """Per-frame overlap-add weight: Hann (strictly positive at the ends) or flat without overlap."""
+    if overlap <= 0:
+        return torch.ones(chunk)
+    return torch.sin(math.pi * (torch.arange(chunk) + 0.5) / chunk).square()
+
+
+def resolve_order(centres: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``centres (n, C, K)``, ``reference (C, K)`` -> ``perm (n, C)``: source ``c`` is cluster ``perm[:, c]``.
+
+    Maximises the summed cosine similarity between each source's reference attractor
+    and the cluster centre assigned to it (Hungarian method; for two sources this is
+    comparing the two possible assignments).
+    """
+    sim = F.cosine_similarity(reference.unsqueeze(0).unsqueeze(2), centres.unsqueeze(1), dim=-1)  # (n, C_ref, C_cl)
+    perms = []
+    for s in sim.cpu().numpy():
+        rows, cols = linear_sum_assignment(-s)
+        perms.append(cols[np.argsort(rows)])
+    return torch.as_tensor(np.stack(perms), dtype=torch.long, device=centres.device)
+
+
+class Separator:
+    """A trained DANet plus the STFT and the inference policy; ``separate(wave, rate) -> (music, noise)``."""
+
+    def __init__(
+        self,
+        model: DANet,
+        cfg: StftConfig,
+        train_attractors: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
+        attractor: str = "kmeans",
+        overlap: float = 0.5,
+        device: str = "auto",
+        batch_size: int = 16,
+        kmeans_scope: str = "track",
+        output_rate: str = "stft",
+        kmeans_init: str = "train",
+    ) -> None:
+        if attractor not in ATTRACTORS:
+            raise ValueError(f"params.yaml: separate.attractor={attractor!r} is not allowed; use one of {', '.join(ATTRACTORS)}")
+        if kmeans_scope not in KMEANS_SCOPES:
+            raise ValueError(
+                f"params.yaml: separate.kmeans_scope={kmeans_scope!r} is not allowed; use one of {', '.join(KMEANS_SCOPES)}"
+            )
+        if output_rate not in OUTPUT_RATES:
+            raise ValueError(
+                f"params.yaml: separate.output_rate={output_rate!r} is not allowed; use one of {', '.join(OUTPUT_RATES)}"
+            )
+        if kmeans_init not in KMEANS_INITS:
+            raise ValueError(
+                f"params.yaml: separate.kmeans_init={kmeans_init!r} is not allowed; use one of {', '.join(KMEANS_INITS)}"
+            )
+        if not 0.0 <= overlap < 1.0:
+            raise ValueError(f"params.yaml: separate.overlap={overlap!r} must be in [0, 1)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"params.yaml: separate.batch_size={batch_size!r} must be a positive integer")
+        self.device = resolve_device(device, key="separate.device")
+        self.model = model.to(self.device).eval()
+        self.cfg = cfg
+        self.train_attractors = torch.as_tensor(np.asarray(train_attractors, dtype=np.float32)).to(self.device)
+        n_sources = getattr(model, "n_sources", 2)
+        if self.train_attractors.dim() != 2 or self.train_attractors.shape[0] != n_sources:
+            raise ValueError(
+                f"train_attractors must be shaped ({n_sources}, embedding_dim), got {tuple(self.train_attractors.shape)}"
+            )
+        self.attractor, self.overlap, self.batch_size = attractor, overlap, batch_size
+        self.kmeans_scope, self.output_rate = kmeans_scope, output_rate
+        self.kmeans_init = kmeans_init
+        self.swaps = 0  # decisions where k-means' cluster order had to be swapped
+        self.decisions = 0  # k-means order decisions taken (tracks or chunks)
+        self.last_swaps = 0  # swaps in the most recent separate() call
+        self.last_decisions = 0
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Separator":
+        """Load ``models/danet.pt`` (written by training); ``kwargs`` as for the constructor."""
+        state = load_checkpoint(path)
+        if not state.get("complete", False):
+            raise ValueError(
+                f"{path}: training stopped after epoch {state['epoch']} of {state['params']['epochs']}; "
+                "rerun `dvc repro train_danet` to finish it"
+            )
+        if kwargs.get("attractor") == "anchored" and state["params"].get("attractor") != "anchored":
+            raise ValueError(
+                f"params.yaml: separate.attractor=anchored needs a model trained with danet.attractor=anchored; "
+                f"{path} was trained with danet.attractor={state['params'].get('attractor', 'ideal')}"
+            )
+        return cls(model_from_checkpoint(state), StftConfig(**state["stft"]), state["train_attractors"], **kwargs)
+
+    def output_sample_rate(self, input_rate: int) -> int:
+        """The rate of :meth:`separate`'s output for an input at ``input_rate``."""
+        return input_rate if self.output_rate == "full" else self.cfg.sample_rate
+
+    # -- masks ---------------------------------------------------------------------------------
+
+    def _chunks(self, mag: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        frames = mag.shape[0]
+        starts, padded = chunk_starts(frames, self.cfg.chunk_frames, self.overlap)
+        mag = F.pad(mag, (0, 0, 0, padded - frames))
+        return torch.stack([mag[s : s + self.cfg.chunk_frames] for s in starts]), starts
+
+    def _batches(self, n: int) -> list[slice]:
+        return [slice(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
+
+    def _track_attractors(self, chunks: torch.Tensor, cache: list[torch.Tensor] | None) -> torch.Tensor:
+        """One k-means over the whole track's active embeddings, ordered music first: ``(C, K)``."""
+        per_chunk = max(1, MAX_KMEANS_POINTS // chunks.shape[0])
+        points = []
+        for sl in self._batches(chunks.shape[0]):
+            v = self.model.embed(chunks[sl])
+            if cache is not None:
+                cache.append(v)
+            active = self.model.active(chunks[sl]) > 0
+            for vb, ab in zip(v, active):
+                sel = vb[ab] if ab.any() else vb
+                step = max(1, sel.shape[0] // per_chunk)
+                points.append(sel[::step])
+        allpoints = torch.cat(points).unsqueeze(0)
+        centres, _ = kmeans(allpoints, torch.ones(allpoints.shape[:2], device=allpoints.device), self.model.n_sources,
+                            iters=self.model.kmeans_iters, init=self._init())
+        perm = resolve_order(centres, self.train_attractors)
+        self._count(perm)
+        return centres[0, perm[0]]
+
+    def _init(self) -> torch.Tensor | None:
+        return self.train_attractors.unsqueeze(0) if self.kmeans_init == "train" else None
+
+    def _count(self, perm: torch.Tensor) -> None:
+        identity = torch.arange(perm.shape[1], device=perm.device)
+        swapped = int((perm != identity).any(dim=1).sum())
+        self.swaps += swapped
+        self.last_swaps += swapped
+        self.decisions += perm.shape[0]
+        self.last_decisions += perm.shape[0]
+
+    def chunk_masks(self, chunks: torch.Tensor, attractors: torch.Tensor | None = None,
+                    embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """Masks ``(n, T, F, C)`` (music first) for magnitude chunks ``(n, T, F)``."""
+        v = self.model.embed(chunks) if embeddings is None else embeddings
+        if self.attractor == "anchored":
+            attractors = self.model.anchored_attractors(v, self.model.active(chunks))
+        elif attractors is None:  # per-chunk k-means
+            centres = self.model.kmeans_attractors(v, self.model.active(chunks), init=self._init())
+            perm = resolve_order(centres, self.train_attractors)
+            self._count(perm)
+            attractors = centres.gather(1, perm.unsqueeze(-1).expand(-1, -1, centres.shape[-1]))
+        elif attractors.dim() == 2:
+            attractors = attractors.expand(v.shape[0], -1, -1)
+        return self.model.masks_from(v, attractors, chunks.shape[1])
+
+    def masks(self, spec: torch.Tensor) -> torch.Tensor:
+        """Overlap-added masks ``(frames, F, C)`` (music first) for a complex spectrogram ``(frames, F)``."""
+        self.last_swaps = self.last_decisions = 0
+        frames = spec.shape[0]
+        chunks, starts = self._chunks(spec.abs().to(self.device))
+        cache: list[torch.Tensor] | None = None
+        attractors: torch.Tensor | None = None
+        with torch.inference_mode():
+            if self.attractor == "fixed":
+                attractors = self.train_attractors
+            elif self.attractor == "anchored":
+                attractors = None  # per chunk, from the model's anchors
+            elif self.kmeans_scope == "track":
+                per_chunk_bytes = chunks.shape[1] * chunks.shape[2] * self.model.embedding_dim * 4
+                cache = [] if chunks.shape[0] * per_chunk_bytes <= EMBEDDING_CACHE_BYTES else None
+                attractors = self._track_attractors(chunks, cache)
+            weight = chunk_weight(self.cfg.chunk_frames, self.overlap).to(self.device)
+            padded = starts[-1] + self.cfg.chunk_frames
+            acc = torch.zeros(padded, spec.shape[1], self.model.n_sources, device=self.device)
+            norm = torch.zeros(padded, 1, 1, device=self.device)
+            for i, sl in enumerate(self._batches(chunks.shape[0])):
+                m = self.chunk_masks(chunks[sl], attractors, cache[i] if cache else None)
+                for j, s in enumerate(starts[sl]):
+                    acc[s : s + self.cfg.chunk_frames] += m[j] * weight[:, None, None]
+                    norm[s : s + self.cfg.chunk_frames] += weight[:, None, None]
+        return (acc / norm)[:frames].cpu()
+
+    # -- whole track ---------------------------------------------------------------------------
+
+    def separate(self, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(music, noise)`` float32 at :meth:`output_sample_rate` for a mono track ``wave``."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim != 1 or wave.size == 0:
+            raise ValueError(f"separate() needs a non-empty mono waveform, got shape {wave.shape}")
+        low = torch.from_numpy(np.ascontiguousarray(resample(wave, sample_rate, self.cfg.sample_rate)))
+        spec = stft(low, self.cfg)
+        masks = self.masks(spec)  # (frames, F, C)
+        if self.output_rate == "stft":
+            out = istft(masks.movedim(-1, 0) * spec, self.cfg, length=low.shape[0])
+        else:
+            full_cfg = self._full_rate_config(sample_rate)
+            full = torch.from_numpy(np.ascontiguousarray(wave))
+            full_spec = stft(full, full_cfg)
+            full_masks = self._resample_masks(masks, full_spec.shape, full_cfg)
+            out = istft(full_masks * full_spec, full_cfg, length=full.shape[0])
+        return out[0].numpy().astype(np.float32), out[1].numpy().astype(np.float32)
+
+    def _full_rate_config(self, rate: int) -> StftConfig:
+        # Same frame duration and hop in seconds as the model's STFT, at the input's rate.
+        hop = max(1, int(round(self.cfg.hop * rate / self.cfg.sample_rate)))
+        n_fft = max(hop, int(round(self.cfg.n_fft * rate / self.cfg.sample_rate)))
+        n_fft += n_fft % 2
+        return StftConfig(sample_rate=rate, n_fft=n_fft, hop=hop, window=self.cfg.window, chunk_frames=self.cfg.chunk_frames)
+
+    def _resample_masks(self, masks: torch.Tensor, full_shape: torch.Size, full: StftConfig) -> torch.Tensor:
+        """Interpolate ``(frames, F, C)`` masks onto the full-rate STFT grid -> ``(C, frames_full, F_full)``.
+
+        Positions are matched in seconds and Hz (bilinear); frequencies above the model's
+        Nyquist take the top modelled bin's value (border padding).
+        """
+        frames, n_freq = masks.shape[0], masks.shape[1]
+        t_full = torch.arange(full_shape[0]) * (full.hop / full.sample_rate)  # seconds of each full-rate frame
+        f_full = torch.arange(full_shape[1]) * (full.sample_rate / full.n_fft)  # Hz of each full-rate bin
+        t_idx = t_full * self.cfg.sample_rate / self.cfg.hop  # fractional low-rate frame index
+        f_idx = f_full * self.cfg.n_fft / self.cfg.sample_rate  # fractional low-rate bin index
+        # grid_sample coordinates in [-1, 1] with align_corners=True: index 0 -> -1, last -> +1.
+        gx = 2.0 * f_idx / max(n_freq - 1, 1) - 1.0
+        gy = 2.0 * t_idx / max(frames - 1, 1) - 1.0
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).unsqueeze(0).float()
+        src = masks.movedim(-1, 0).unsqueeze(0).float()  # (1, C, frames, F)
+        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        return out / out.sum(0, keepdim=True).clamp_min(1e-8)
+
+
+def timed_separate(separator: Separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """:meth:`Separator.separate` plus its wall time in seconds (for real-time factors)."""
+    start = time.perf_counter()
+    music, noise = separator.separate(wave, sample_rate)
+    return music, noise, time.perf_counter() - start

@@ -1,0 +1,51 @@
+"""classify: genre probabilities of every TEST mixture's clean music, mixture and separated music.
+
+Writes data/predictions.parquet (one row per mixture and input: mixture_id,
+music_clip, input, true_label, predicted_label, p_<genre>...) for the score stage.
+"""
+
+import time
+
+import pandas as pd
+
+from danet_music2vec import stage
+from danet_music2vec.atomic import write_json, write_parquet
+from danet_music2vec.classification import Classifier, classify_mixtures
+from danet_music2vec.music2vec_training import Music2VecConfig, resolve_device
+from danet_music2vec.params import ParamError, load_params
+from danet_music2vec.tracking import stage_run
+
+
+def main() -> None:
+    params = load_params()
+    if not isinstance(params.get("music2vec"), dict):
+        raise ParamError("params.yaml: missing the 'music2vec' group; copy it from the README / repository params.yaml")
+    cfg = Music2VecConfig.from_params(params["music2vec"])
+    start = time.perf_counter()
+    with stage_run("classify", params, groups=("music2vec",)) as run:
+        classifier = Classifier.from_checkpoint(
+            "models/music2vec.pt", hop_seconds=cfg.test_hop_seconds, device=resolve_device(cfg.device)
+        )
+        mixtures = pd.read_parquet("data/mixtures.parquet")
+        separated = pd.read_parquet("data/separated/index.parquet")
+        predictions, seconds = classify_mixtures(classifier, mixtures, separated)
+        write_parquet("data/predictions.parquet", predictions)
+        elapsed = time.perf_counter() - start
+        metrics = {
+            "mixtures": int(predictions["mixture_id"].nunique()),
+            "predictions": len(predictions),
+            "audio_seconds": seconds["audio"],
+            "classify_seconds": seconds["classify"],
+            # real_time_factor = processing time / audio time (below 1: faster than real time)
+            "real_time_factor": seconds["classify"] / seconds["audio"],
+            "x_real_time": seconds["audio"] / seconds["classify"],
+            "stage_seconds": elapsed,
+        }
+        for name, rows in predictions.groupby("input"):
+            metrics[f"accuracy.{name}"] = float((rows["true_label"] == rows["predicted_label"]).mean())
+        run.log_metrics(metrics)
+        write_json("metrics/classify.json", metrics)
+
+
+if __name__ == "__main__":
+    stage.run(main, "classify")

@@ -1,0 +1,62 @@
+"""score: separation (DANet vs oracle IRM vs spectral gate) and classification (clean / mixture / separated)."""
+
+import time
+
+import pandas as pd
+
+from danet_music2vec import stage
+from danet_music2vec.atomic import write_json, write_parquet
+from danet_music2vec.dsp import StftConfig
+from danet_music2vec.evaluation import (
+    confusion_long,
+    json_safe,
+    score_classification,
+    score_separation,
+    separation_summary,
+)
+from danet_music2vec.metrics import plot_confusion
+from danet_music2vec.params import load_params
+from danet_music2vec.tracking import stage_run
+
+HEADLINE = (
+    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+    "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
+    "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
+)  # fmt: skip
+
+
+def main() -> None:
+    params = load_params()
+    score = params["score"]
+    start = time.perf_counter()
+    with stage_run("score", params, groups=("score",)) as run:
+        mixtures = pd.read_parquet("data/mixtures.parquet")
+        per_mixture, by_system = score_separation(
+            mixtures[mixtures["split"] == "test"],
+            pd.read_parquet("data/separated/index.parquet"),
+            StftConfig.from_params(params["stft"]),
+            score["spectral_gate"],
+            score["silence_db"],
+        )
+        write_parquet("data/separation_scores.parquet", per_mixture)
+        per_mixture.to_csv("plots/separation.csv", index=False)
+        summary = separation_summary(by_system)
+
+        classes, tables = score_classification(
+            pd.read_parquet("data/predictions.parquet"), score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"]
+        )
+        summary |= classes
+        for name, table in tables.items():
+            confusion_long(table).to_csv(f"plots/confusion_{name}.csv", index=False)
+            plot_confusion(table.to_numpy(), list(table.index), f"genre confusion: {name} input", f"plots/confusion_{name}.png")
+            run.log_artifact(f"plots/confusion_{name}.png", "confusion")
+        run.log_artifact("plots/separation.csv")
+        summary["stage_seconds"] = time.perf_counter() - start
+        summary = json_safe(summary)
+        run.log_metrics({k: v for k, v in summary.items() if v is not None})
+        run.log_parent_metrics({k: summary[k] for k in HEADLINE if summary.get(k) is not None})
+        write_json("metrics/score.json", summary)
+
+
+if __name__ == "__main__":
+    stage.run(main, "score")

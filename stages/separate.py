@@ -1,0 +1,81 @@
+"""separate: run the trained DANet on every TEST mixture (data/separated/<mixture_id>/{music,noise}.flac + index)."""
+
+import time
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from danet_music2vec import stage
+from danet_music2vec.atomic import atomic_dir, write_json, write_parquet
+from danet_music2vec.audio import save_audio
+from danet_music2vec.data.mixing import render_mixture
+from danet_music2vec.params import load_params
+from danet_music2vec.separation import Separator, timed_separate
+from danet_music2vec.tracking import stage_run
+
+OUT = "data/separated"
+
+
+def main() -> None:
+    params = load_params()
+    opts = params["separate"]
+    start = time.perf_counter()
+    with stage_run("separate", params, groups=("separate",)) as run:
+        separator = Separator.from_checkpoint(
+            "models/danet.pt",
+            attractor=opts["attractor"],
+            overlap=float(opts["overlap"]),
+            device=opts["device"],
+            batch_size=opts["batch_size"],
+            kmeans_scope=opts["kmeans_scope"],
+            output_rate=opts["output_rate"],
+            kmeans_init=opts["kmeans_init"],
+        )
+        mixtures = pd.read_parquet("data/mixtures.parquet")
+        test = mixtures[mixtures["split"] == "test"]
+        if test.empty:
+            raise ValueError("data/mixtures.parquet has no test mixtures; check split.test_fraction and run `dvc repro mix`")
+        rows, clipped = [], 0
+        with atomic_dir(OUT) as tmp:
+            for row in tqdm(list(test.itertuples()), desc="separate", unit="track"):
+                rendered = render_mixture(row)
+                music, noise, seconds = timed_separate(separator, rendered.mixture, int(row.sample_rate))
+                rate = separator.output_sample_rate(int(row.sample_rate))
+                clipped += save_audio(tmp / row.mixture_id / "music.flac", music, rate)
+                clipped += save_audio(tmp / row.mixture_id / "noise.flac", noise, rate)
+                rows.append(
+                    {
+                        "mixture_id": row.mixture_id,
+                        "music_path": f"{OUT}/{row.mixture_id}/music.flac",
+                        "noise_path": f"{OUT}/{row.mixture_id}/noise.flac",
+                        "sample_rate": rate,
+                        "seconds": row.num_samples / row.sample_rate,
+                        "processing_s": seconds,
+                        "swapped": separator.last_swaps,
+                        "decisions": separator.last_decisions,
+                    }
+                )
+            write_parquet(tmp / "index.parquet", pd.DataFrame(rows))
+        index = pd.DataFrame(rows)
+        metrics = {
+            "tracks": len(index),
+            "audio_seconds": float(index["seconds"].sum()),
+            "processing_seconds": float(index["processing_s"].sum()),
+            # real_time_factor = processing time / audio time (below 1: faster than real time)
+            "real_time_factor": float(index["processing_s"].sum() / index["seconds"].sum()),
+            "x_real_time": float(index["seconds"].sum() / index["processing_s"].sum()),
+            "swaps": separator.swaps,
+            "swap_decisions": separator.decisions,
+            "swap_rate": separator.swaps / separator.decisions if separator.decisions else 0.0,
+            "clipped_samples": clipped,
+            "sample_rate": int(index["sample_rate"].iloc[0]),
+            "threads": torch.get_num_threads(),
+            "stage_seconds": time.perf_counter() - start,
+        }
+        run.log_metrics(metrics)
+        write_json("metrics/separate.json", metrics)
+
+
+if __name__ == "__main__":
+    stage.run(main, "separate")

@@ -1,0 +1,127 @@
+"""Classifier: crops, test-time averaging, resampling, checkpoint loading; classify_mixtures for the stage."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from danet_music2vec.classification import Classifier, classify_mixtures, crop_starts
+from danet_music2vec.models.music2vec import Music2Vec
+from danet_music2vec.music2vec_training import Music2VecConfig, save_checkpoint
+
+torch.set_num_threads(1)
+RATE = 8000
+
+
+def small_classifier(hop_seconds: float = 0.5, crop_seconds: float = 0.5, classes=("a", "b", "c")) -> Classifier:
+    torch.manual_seed(0)
+    model = Music2Vec(len(classes), channels=(8, 8, 8), lstm_hidden=8, dropout=0.5)
+    return Classifier(model, list(classes), sample_rate=RATE, crop_seconds=crop_seconds, hop_seconds=hop_seconds)
+
+
+def noise(seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def test_crop_starts_cover_the_whole_track() -> None:
+    assert crop_starts(100, 40, 20) == [0, 20, 40, 60]
+    assert crop_starts(105, 40, 20) == [0, 20, 40, 60, 65]  # one more flush with the end
+    assert crop_starts(30, 40, 20) == [0]
+
+
+def test_probabilities_sum_to_one_and_two_crops_average() -> None:
+    clf = small_classifier(hop_seconds=0.5)
+    wave = noise(1.0, seed=1)  # exactly two crops of 0.5 s
+    proba = clf.predict_proba(wave, RATE)
+    assert proba.shape == (3,) and np.isclose(proba.sum(), 1.0) and (proba > 0).all()
+    first = clf.predict_proba(wave[:4000], RATE)
+    second = clf.predict_proba(wave[4000:], RATE)
+    assert not np.allclose(first, second)  # the test means something only if the crops differ
+    np.testing.assert_allclose(proba, (first + second) / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_model_is_in_eval_mode_so_predictions_are_deterministic() -> None:
+    clf = small_classifier()
+    wave = noise(2.0, seed=2)
+    np.testing.assert_array_equal(clf.predict_proba(wave, RATE), clf.predict_proba(wave, RATE))
+
+
+def test_other_rates_are_resampled_and_short_input_is_tiled() -> None:
+    clf = small_classifier()
+    t = np.arange(16000) / 16000
+    at_16k = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    t8 = np.arange(8000) / 8000
+    at_8k = (0.3 * np.sin(2 * np.pi * 440 * t8)).astype(np.float32)
+    np.testing.assert_allclose(clf.predict_proba(at_16k, 16000), clf.predict_proba(at_8k, RATE), atol=2e-3)
+    assert clf.crops(noise(0.2, seed=3), RATE).shape == (1, 4000)
+    with pytest.raises(ValueError, match="mono"):
+        clf.predict_proba(np.zeros((2, 8000), np.float32), RATE)
+
+
+def test_batches_give_the_same_answer_as_one_pass() -> None:
+    clf = small_classifier(hop_seconds=0.1)
+    wave = noise(3.0, seed=4)
+    whole = clf.predict_proba(wave, RATE)
+    clf.batch_size = 3
+    np.testing.assert_allclose(clf.predict_proba(wave, RATE), whole, rtol=1e-5)
+
+
+def test_predict_top_orders_genres(tmp_path: Path) -> None:
+    clf = small_classifier()
+    wave = noise(1.0, seed=5)
+    proba = clf.predict_proba(wave, RATE)
+    top = clf.predict_top(wave, RATE, k=2)
+    assert [g for g, _ in top] == [clf.classes[i] for i in np.argsort(-proba)[:2]]
+    assert top[0][1] >= top[1][1] and np.isclose(top[0][1], proba.max())
+
+
+def test_from_checkpoint_restores_model_classes_and_crop_geometry(tmp_path: Path) -> None:
+    clf = small_classifier()
+    cfg = Music2VecConfig(sample_rate=RATE, crop_seconds=0.5, test_hop_seconds=0.25, channels=(8, 8, 8), lstm_hidden=8)
+    save_checkpoint(tmp_path / "m.pt", clf.model, clf.classes, cfg, epoch=1, history=[])
+    loaded = Classifier.from_checkpoint(tmp_path / "m.pt")
+    assert loaded.classes == ["a", "b", "c"] and loaded.sample_rate == RATE
+    assert loaded.crop == 4000 and loaded.hop == 2000
+    assert Classifier.from_checkpoint(tmp_path / "m.pt", hop_seconds=0.5).hop == 4000
+    clf.hop = loaded.hop
+    wave = noise(1.7, seed=6)
+    np.testing.assert_allclose(loaded.predict_proba(wave, RATE), clf.predict_proba(wave, RATE), rtol=1e-6)
+    with pytest.raises(FileNotFoundError, match="nothing.pt not found: run `dvc repro train_music2vec`"):
+        Classifier.from_checkpoint(tmp_path / "nothing.pt")
+
+
+def _write(path: Path, wave: np.ndarray, rate: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path.with_suffix(".wav"), wave, rate, subtype="FLOAT")
+    return str(path.with_suffix(".wav"))  # float WAV: bit-exact, so the expected values can be recomputed
+
+
+def test_classify_mixtures_rows_for_three_inputs(tmp_path: Path) -> None:
+    clf = small_classifier(classes=("rock", "jazz"))
+    rate = 22050
+    music = _write(tmp_path / "raw/m.flac", noise(1.0, 7, rate), rate)
+    rain = _write(tmp_path / "raw/n.flac", noise(0.5, 8, rate), rate)
+    row = dict(music_clip="m", label="rock", music_path=music, noise_clips=["n"], noise_paths=[rain],
+               noise_offsets=[100], noise_gains=[0.5], snr_db=6.0, num_samples=rate, sample_rate=rate)  # fmt: skip
+    mixtures = pd.DataFrame(
+        [row | {"mixture_id": "test-00001", "split": "test"}, row | {"mixture_id": "train-00000", "split": "train"}]
+    )
+    sep = _write(tmp_path / "separated/test-00001.flac", noise(1.0, 9, 8000), 8000)
+    separated = pd.DataFrame({"mixture_id": ["test-00001"], "music_path": [str(Path(sep).relative_to(tmp_path))]})
+    table, seconds = classify_mixtures(clf, mixtures, separated, root=tmp_path, progress=False)
+    assert list(table["input"]) == ["clean", "mixture", "separated"]
+    assert set(table["mixture_id"]) == {"test-00001"}  # train mixtures are not classified
+    assert list(table.columns) == [
+        "mixture_id", "music_clip", "input", "true_label", "predicted_label", "p_rock", "p_jazz"
+    ]  # fmt: skip
+    np.testing.assert_allclose(table[["p_rock", "p_jazz"]].sum(axis=1), 1.0)
+    assert (table["true_label"] == "rock").all() and set(table["predicted_label"]) <= {"rock", "jazz"}
+    assert seconds["audio"] == pytest.approx(3.0, abs=1e-3) and seconds["classify"] > 0
+    # The clean and mixture rows really differ (the noise was added), the clean one is the music file's.
+    clean = clf.predict_proba(sf.read(music, dtype="float32")[0], rate)
+    np.testing.assert_allclose(table.loc[0, ["p_rock", "p_jazz"]].to_numpy(float), clean, rtol=1e-6)
+    with pytest.raises(ValueError, match="run `dvc repro separate`"):
+        classify_mixtures(clf, mixtures, separated.iloc[:0], root=tmp_path, progress=False)

@@ -1,0 +1,178 @@
+"""Separator: seamless overlap-add, permutation resolution of k-means clusters, full-rate output."""
+
+import numpy as np
+import pytest
+import torch
+
+from danet_music2vec.dsp import StftConfig
+from danet_music2vec.models.danet import DANet, kmeans
+from danet_music2vec.separation import Separator, chunk_starts, chunk_weight, resolve_order
+
+torch.set_num_threads(1)
+CFG = StftConfig(sample_rate=8000, n_fft=64, hop=16, window="sqrt_hann", chunk_frames=20)
+N_FREQ = CFG.n_freq
+
+
+class AllMusic(DANet):
+    """Test double: the music mask is 1 everywhere (what a perfect 'keep everything' model says)."""
+
+    def masks_from(self, v: torch.Tensor, attractors: torch.Tensor, frames: int) -> torch.Tensor:
+        masks = torch.zeros(v.shape[0], frames, self.n_freq, 2)
+        masks[..., 0] = 1.0
+        return masks
+
+
+class Banded(DANet):
+    """Test double: bins below ``split`` embed at +5*e0 (music), the rest at -5*e0 (noise)."""
+
+    split = 2 * N_FREQ // 3  # music has more bins, so farthest-first k-means seeds cluster 0 on noise
+
+    def embed(self, mag: torch.Tensor) -> torch.Tensor:
+        v = torch.zeros(mag.shape[0], mag.shape[1], self.n_freq, self.embedding_dim)
+        v[:, :, : self.split, 0] = 5.0
+        v[:, :, self.split :, 0] = -5.0
+        v[..., 1] = 0.01 * torch.arange(mag.shape[1]).reshape(1, -1, 1)  # not all identical
+        return v.reshape(mag.shape[0], -1, self.embedding_dim)
+
+
+def _wave(seconds: float, rate: int = 8000, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
+
+
+def _attractors() -> torch.Tensor:
+    return torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])  # music at +e0, noise at -e0
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5, 0.75])
+@pytest.mark.parametrize("seconds", [0.05, 0.7, 1.33])
+@pytest.mark.parametrize("attractor", ["fixed", "kmeans"])
+def test_all_ones_mask_reconstructs_the_input(overlap: float, seconds: float, attractor: str) -> None:
+    model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    sep = Separator(model, CFG, _attractors(), attractor=attractor, overlap=overlap, device="cpu", batch_size=3)
+    wave = _wave(seconds)
+    music, noise = sep.separate(wave, 8000)
+    assert music.shape == wave.shape and music.dtype == np.float32
+    np.testing.assert_allclose(music, wave, atol=1e-5)
+    np.testing.assert_allclose(noise, 0.0, atol=1e-6)
+
+
+def test_overlapped_masks_blend_without_seams() -> None:
+    """A model whose mask depends on the chunk gives a smooth cross-fade, each frame a convex mix."""
+    starts, padded = chunk_starts(frames=95, chunk=20, overlap=0.5)
+    assert starts == [0, 10, 20, 30, 40, 50, 60, 70, 80] and padded == 100
+    assert chunk_starts(frames=5, chunk=20, overlap=0.5) == ([0], 20)
+    w = chunk_weight(20, 0.5)
+    assert (w > 0).all() and torch.allclose(w, w.flip(0))
+
+    class PerChunk(DANet):
+        def masks_from(self, v, attractors, frames):
+            level = v[:, :1, :1].reshape(-1, 1, 1)  # constant within a chunk, differs between chunks
+            m = torch.sigmoid(level).expand(-1, frames, self.n_freq)
+            return torch.stack([m, 1 - m], dim=-1)
+
+    torch.manual_seed(0)
+    sep = Separator(PerChunk(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed", device="cpu")
+    spec = torch.randn(95, N_FREQ, dtype=torch.complex64)
+    masks = sep.masks(spec)
+    torch.testing.assert_close(masks.sum(-1), torch.ones(95, N_FREQ))
+    jumps = masks[1:, 0, 0] - masks[:-1, 0, 0]
+    chunk_levels = torch.sigmoid(torch.stack([sep.model.embed(c[None].abs())[0, 0, 0] for c in sep._chunks(spec.abs())[0]]))
+    # No frame-to-frame jump bigger than a fraction of the difference between neighbouring chunks.
+    assert jumps.abs().max() < 0.5 * (chunk_levels[1:] - chunk_levels[:-1]).abs().max() + 1e-6
+
+
+def test_resolve_order_matches_cosine_similarity() -> None:
+    ref = _attractors()
+    centres = torch.stack([ref, ref.flip(0), ref * 3 + torch.tensor([0.0, 0.5, 0.0])])
+    assert resolve_order(centres, ref).tolist() == [[0, 1], [1, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("scope", ["track", "chunk"])
+def test_kmeans_clusters_returned_swapped_are_put_back_in_order(scope: str) -> None:
+    model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    mag = torch.ones(1, CFG.chunk_frames, N_FREQ)
+    centres, _ = kmeans(model.embed(mag), model.active(mag), 2)
+    assert centres[0, 0, 0] < 0  # k-means puts the noise cluster first: the order is swapped
+    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_scope=scope, kmeans_init="farthest",
+                    device="cpu", batch_size=2)
+    spec = torch.ones(50, N_FREQ, dtype=torch.complex64)  # flat spectrum: every bin active
+    masks = sep.masks(spec)
+    assert (masks[:, : Banded.split, 0] > 0.99).all()  # music bins go to the music output
+    assert (masks[:, Banded.split :, 1] > 0.99).all()
+    n_chunks = len(chunk_starts(50, CFG.chunk_frames, 0.5)[0])
+    expected = 1 if scope == "track" else n_chunks
+    assert sep.swaps == sep.decisions == sep.last_swaps == expected
+    sep.masks(spec)
+    assert sep.swaps == 2 * expected and sep.last_swaps == expected
+
+
+def test_kmeans_seeded_with_training_attractors_keeps_the_order() -> None:
+    model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_init="train", device="cpu")
+    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 1 and sep.swaps == 0
+
+
+def test_anchored_separator_uses_the_model_anchors() -> None:
+    model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    with torch.no_grad():
+        model.anchors.copy_(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
+    sep = Separator(model, CFG, torch.zeros(2, 3), attractor="anchored", device="cpu")
+    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 0] > 0.99).all() and (masks[:, Banded.split :, 1] > 0.99).all()
+    assert sep.decisions == 0
+
+
+def test_long_tracks_recompute_embeddings_instead_of_caching(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    sep = Separator(model, CFG, _attractors(), attractor="kmeans", device="cpu", batch_size=2)
+    spec = torch.randn(90, N_FREQ, dtype=torch.complex64)
+    cached = sep.masks(spec)
+    monkeypatch.setattr("danet_music2vec.separation.EMBEDDING_CACHE_BYTES", 0)
+    torch.testing.assert_close(sep.masks(spec), cached)
+
+
+def test_fixed_attractors_need_no_permutation() -> None:
+    sep = Separator(Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed", device="cpu")
+    masks = sep.masks(torch.ones(30, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 0
+
+
+def test_full_output_rate_keeps_the_band_above_the_model_nyquist() -> None:
+    rate = 22050
+    t = np.arange(rate) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 6000 * t) + 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    full = Separator(model, CFG, _attractors(), attractor="fixed", output_rate="full", device="cpu")
+    low = Separator(model, CFG, _attractors(), attractor="fixed", output_rate="stft", device="cpu")
+    music, noise = full.separate(wave, rate)
+    assert full.output_sample_rate(rate) == rate and music.shape == wave.shape
+    np.testing.assert_allclose(music, wave, atol=1e-4)  # 6 kHz tone survives
+    music_low, _ = low.separate(wave, rate)
+    assert low.output_sample_rate(rate) == 8000 and music_low.shape == (8000,)
+
+
+def test_full_rate_masks_interpolate_in_time_and_frequency() -> None:
+    sep = Separator(AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed",
+                    output_rate="full", device="cpu")
+    masks = torch.zeros(10, N_FREQ, 2)
+    masks[:, : N_FREQ // 2, 0] = 1.0  # music below ~2 kHz
+    masks[..., 1] = 1.0 - masks[..., 0]
+    full_cfg = sep._full_rate_config(16000)
+    out = sep._resample_masks(masks, torch.Size([20, full_cfg.n_freq]), full_cfg)
+    assert out.shape == (2, 20, full_cfg.n_freq)
+    torch.testing.assert_close(out.sum(0), torch.ones(20, full_cfg.n_freq))
+    freqs = torch.arange(full_cfg.n_freq) * 16000 / full_cfg.n_fft
+    assert (out[0, :, freqs < 1500] > 0.99).all() and (out[0, :, freqs > 2500] < 0.01).all()
+
+
+def test_bad_options_name_the_param() -> None:
+    model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    for kwargs, key in [({"attractor": "oracle"}, "separate.attractor"), ({"overlap": 1.0}, "separate.overlap"),
+                        ({"output_rate": "48k"}, "separate.output_rate"), ({"batch_size": 0}, "separate.batch_size"),
+                        ({"kmeans_scope": "album"}, "separate.kmeans_scope"), ({"kmeans_init": "x"}, "separate.kmeans_init")]:
+        with pytest.raises(ValueError, match=key):
+            Separator(model, CFG, _attractors(), device="cpu", **kwargs)
+    with pytest.raises(ValueError, match="train_attractors"):
+        Separator(model, CFG, torch.zeros(3, 3), device="cpu")
