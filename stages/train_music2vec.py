@@ -19,7 +19,7 @@ import pandas as pd
 from danet_music2vec import stage
 from danet_music2vec.atomic import atomic_path, write_json
 from danet_music2vec.music2vec_training import Music2VecConfig, load_clip_set, save_checkpoint, train
-from danet_music2vec.params import ParamError, load_params
+from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 
 CHECKPOINT = "checkpoints/music2vec.pt"
@@ -29,8 +29,6 @@ LOSS_PLOT = "plots/music2vec_loss.csv"
 
 def main() -> None:
     params = load_params()
-    if not isinstance(params.get("music2vec"), dict):
-        raise ParamError("params.yaml: missing the 'music2vec' group; copy it from the README / repository params.yaml")
     cfg = Music2VecConfig.from_params(params["music2vec"])
     start = time.perf_counter()
     with stage_run("train_music2vec", params, groups=("music2vec",)) as run:

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_path
+from danet_music2vec.devices import resolve_device
 from danet_music2vec.features import ChunkDataset, FeatureStore
 from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, danet_loss, ideal_binary_assignment, ideal_masks
 from danet_music2vec.models.danet import DANet
@@ -179,17 +180,6 @@ class TrainResult:
         return self.start_epoch > 1
 
 
-def resolve_device(device: str, key: str = "danet.device") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a param error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParamError(f"params.yaml: {key}=cuda but no CUDA device is available; use auto or cpu")
-    if device not in ("cpu", "cuda"):
-        raise ParamError(f"params.yaml: {key}={device!r} is not allowed; use one of auto, cpu, cuda")
-    return torch.device(device)
-
-
 def data_fingerprint(store: FeatureStore) -> str:
     """Hash of the STFT settings and the chunk index (its per-chunk RMS columns change with the mix)."""
     digest = hashlib.sha256(repr(dataclasses.asdict(store.config)).encode())
@@ -277,7 +267,7 @@ def train_danet(
 ) -> TrainResult:
     """Train (or resume training of) a DANet on ``store``; checkpoint to ``checkpoint_path`` after every epoch."""
     checkpoint_path = Path(checkpoint_path)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "danet.device")
     if len(store) == 0:
         raise ValueError(f"{store.root}: the feature store has no chunks; check data/mixtures.parquet has train mixtures")
     torch.manual_seed(cfg.seed)

@@ -38,6 +38,8 @@ import torchaudio.functional as taf
 from tqdm.auto import tqdm
 
 from danet_music2vec.atomic import atomic_path
+from danet_music2vec.checksums import sha256_file
+from danet_music2vec.devices import resolve_device
 from danet_music2vec.audio import load_audio
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec.params import ParamError
@@ -195,15 +197,6 @@ class TrainResult:
     loaded_soundnet_layers: list[int] = field(default_factory=list)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` = CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParamError("params.yaml: music2vec.device=cuda but no CUDA GPU is available; use auto or cpu")
-    return torch.device(device)
-
-
 def load_clip_set(
     splits: pd.DataFrame,
     root: str | os.PathLike[str],
@@ -228,14 +221,6 @@ def load_clip_set(
     waves = [load_audio(Path(root) / p, sample_rate) for p in tqdm(rows["path"], desc=f"load {split} {kind}", leave=False)]
     labels = np.array([index.get(label, -1) for label in rows["label"]], dtype=np.int64)
     return ClipSet(waves=waves, labels=labels, classes=classes, clip_ids=[str(c) for c in rows["clip_id"]])
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_init_weights(model: Music2Vec, path: str | os.PathLike[str], sha256: str) -> list[int]:
@@ -424,7 +409,7 @@ def train(
         raise ValueError("every training clip needs a label in classes")
     if cfg.augment_noise_prob > 0 and not noises:
         raise ParamError("params.yaml: music2vec.augment_noise_prob > 0 needs train-split noise clips, and none were given")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "music2vec.device")
     checkpoint_path = Path(checkpoint_path)
     torch.manual_seed(cfg.seed)  # weight initialisation
     model = build_model(cfg, len(clips.classes))

@@ -88,6 +88,9 @@ def validate(params: dict[str, Any]) -> None:
         raise ParamError(
             f"params.yaml: noises={noises!r} is not supported; use 1 or 2 (e.g. `dvc exp run -S noises=2`)"
         )
+    for group in ("data", "split", "mix", "stft", "danet", "separate", "music2vec", "score"):
+        if not isinstance(_require(params, group), dict):
+            raise ParamError(f"params.yaml: '{group}' must be a group of parameters (see the repository's params.yaml)")
     _choice(params, "data.profile", ("sample", "local", "full"))
     _choice(params, "data.on_bad_file", ("error", "skip"))
     _positive(params, "data.sample_rate", integer=True)

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from danet_music2vec.audio import resample
-from danet_music2vec.danet_training import load_checkpoint, model_from_checkpoint, resolve_device
+from danet_music2vec.danet_training import load_checkpoint, model_from_checkpoint
+from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.models.danet import DANet, kmeans
 

@@ -6,7 +6,6 @@ or full), and bad files are caught once, here, with a message naming each file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_dir
 from danet_music2vec.audio import AudioError, load_audio, save_audio
+from danet_music2vec.checksums import sha256_file
 from danet_music2vec.data.sources import scan_music, scan_noise
 
 MANIFEST = "manifest.parquet"
@@ -35,14 +35,6 @@ def resolve_sources(data: dict[str, Any]) -> tuple[Path, Path, Path | None]:
     download_dir = Path(data["download_dir"])
     audio_dir, csv = fetch_esc50(download_dir)
     return fetch_gtzan(download_dir), audio_dir, csv
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ingest(
