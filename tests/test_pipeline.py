@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -87,6 +88,21 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
     assert stages == sorted(DATA_STAGES + ["mix", "features"])
     parents = [r for r in runs if r.data.tags.get("stage_kind") == "pipeline"]
     assert len(parents) == 2  # the plain repro and the experiment
+
+    # A queued experiment runs in a temporary copy under .dvc/tmp/exps and must still
+    # log to this repository's store (DVC_ROOT), under its experiment name.
+    sh(["dvc", "exp", "run", "--queue", "-S", "mix.seed=7", "-n", "queued-seed7", "features"], repo)
+    sh(["dvc", "queue", "start", "-j", "1"], repo)
+    for _ in range(60):
+        status = sh(["dvc", "queue", "status"], repo)
+        if "queued-seed7" in status and not any(w in status for w in ("Running", "Queued")):
+            break
+        time.sleep(2)
+    assert "Success" in status, status
+    queued = client.search_runs(
+        [client.get_experiment_by_name("danet-music2vec").experiment_id], filter_string="tags.pipeline_key = 'queued-seed7'"
+    )
+    assert {r.info.run_name for r in queued} == {"queued-seed7", "mix", "features"}
 
 
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):
