@@ -5,7 +5,7 @@ import time
 import pandas as pd
 
 from danet_music2vec import stage
-from danet_music2vec.atomic import write_json, write_parquet
+from danet_music2vec.atomic import write_csv, write_json, write_parquet
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.evaluation import (
     confusion_long,
@@ -39,7 +39,7 @@ def main() -> None:
             score["silence_db"],
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
-        per_mixture.to_csv("plots/separation.csv", index=False)
+        write_csv("plots/separation.csv", per_mixture)
         summary = separation_summary(by_system)
 
         classes, tables = score_classification(
@@ -47,7 +47,7 @@ def main() -> None:
         )
         summary |= classes
         for name, table in tables.items():
-            confusion_long(table).to_csv(f"plots/confusion_{name}.csv", index=False)
+            write_csv(f"plots/confusion_{name}.csv", confusion_long(table))
             plot_confusion(table.to_numpy(), list(table.index), f"genre confusion: {name} input", f"plots/confusion_{name}.png")
             run.log_artifact(f"plots/confusion_{name}.png", "confusion")
         run.log_artifact("plots/separation.csv")

@@ -6,13 +6,13 @@ and features, continues at the next epoch. models/danet.pt is the finished model
 without optimizer state.
 """
 
-import csv
 import time
 
 import numpy as np
+import pandas as pd
 
 from danet_music2vec import stage
-from danet_music2vec.atomic import atomic_path, write_json
+from danet_music2vec.atomic import write_csv, write_json
 from danet_music2vec.danet_training import DanetTrainConfig, EpochStats, export_model, train_danet
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.features import FeatureStore
@@ -40,10 +40,7 @@ def main() -> None:
         for epoch, loss in enumerate(result.losses[: result.start_epoch - 1], start=1):
             run.log_metrics({"loss": loss}, step=epoch)  # epochs of an earlier, interrupted run
         export_model(CHECKPOINT, MODEL)
-        with atomic_path(LOSS_PLOT) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["epoch", "loss"])
-            writer.writerows(enumerate(result.losses, start=1))
+        write_csv(LOSS_PLOT, pd.DataFrame({"epoch": range(1, len(result.losses) + 1), "loss": result.losses}))
         metrics = {
             "final_loss": result.losses[-1],
             "epochs": len(result.losses),

@@ -10,14 +10,13 @@ Resume: the per-epoch checkpoint lives in checkpoints/music2vec.pt, outside DVC'
 outs (DVC deletes outs before rerunning a stage); an interrupted run picks up there.
 """
 
-import csv
 import time
 
 import numpy as np
 import pandas as pd
 
 from danet_music2vec import stage
-from danet_music2vec.atomic import atomic_path, write_json
+from danet_music2vec.atomic import write_csv, write_json
 from danet_music2vec.music2vec_training import Music2VecConfig, load_clip_set, save_checkpoint, train
 from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
@@ -41,10 +40,7 @@ def main() -> None:
             cfg, clips, CHECKPOINT, noises=noises, on_epoch=lambda epoch, rec: run.log_metrics(rec, step=epoch)
         )
         save_checkpoint(MODEL, result.model, result.classes, cfg, len(result.history), result.history)
-        with atomic_path(LOSS_PLOT) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["epoch", "loss", "accuracy"], extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(result.history)
+        write_csv(LOSS_PLOT, pd.DataFrame(result.history)[["epoch", "loss", "accuracy"]])
         last = result.history[-1]
         metrics = {
             "train.loss": last["loss"],

@@ -68,3 +68,9 @@ def write_parquet(path: str | os.PathLike[str], frame: "Any") -> None:
     """Write a pandas DataFrame to Parquet atomically (no index column)."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def write_csv(path: str | os.PathLike[str], frame: "Any") -> None:
+    """Write a pandas DataFrame to CSV atomically (no index column): DVC plots and their MLflow copies."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
