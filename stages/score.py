@@ -14,7 +14,7 @@ from danet_music2vec.evaluation import (
     score_separation,
     separation_summary,
 )
-from danet_music2vec.metrics import plot_confusion
+from danet_music2vec.plots import plot_confusion
 from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 

@@ -22,16 +22,7 @@ def main() -> None:
     opts = params["separate"]
     start = time.perf_counter()
     with stage_run("separate", params, groups=("separate",)) as run:
-        separator = Separator.from_checkpoint(
-            "models/danet.pt",
-            attractor=opts["attractor"],
-            overlap=float(opts["overlap"]),
-            device=opts["device"],
-            batch_size=opts["batch_size"],
-            kmeans_scope=opts["kmeans_scope"],
-            output_rate=opts["output_rate"],
-            kmeans_init=opts["kmeans_init"],
-        )
+        separator = Separator.from_params("models/danet.pt", opts)
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         if test.empty:

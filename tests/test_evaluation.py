@@ -1,8 +1,19 @@
 import math
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from danet_music2vec.evaluation import confusion_long, json_safe, score_classification
+from danet_music2vec.evaluation import (
+    confusion_long,
+    gnsdr_by_noise,
+    json_safe,
+    score_classification,
+    snr_key,
+    snr_sweep,
+    sweep_curves,
+    sweep_summary,
+)
 
 
 def predictions() -> pd.DataFrame:
@@ -33,3 +44,71 @@ def test_confusion_long_has_one_row_per_clip_for_dvc():
 
 def test_json_safe_turns_nan_into_null():
     assert json_safe({"a": math.nan, "b": 1.5}) == {"a": None, "b": 1.5}
+
+
+class _IdentitySeparator:
+    """Returns the mixture as the music estimate (and silence-free noise): NSDR must be exactly 0."""
+
+    def separate(self, wave, sample_rate):
+        return wave.copy(), 0.5 * wave
+
+    def output_sample_rate(self, input_rate):
+        return input_rate
+
+
+class _LoudnessClassifier:
+    """Labels a clip by its RMS: deterministic, so clean/mixture/separated predictions can be compared."""
+
+    classes = ["g0", "g1"]
+
+    def predict_proba(self, wave, sample_rate):
+        loud = float(np.sqrt(np.mean(np.square(wave)))) > 0.2
+        return np.array([0.0, 1.0]) if loud else np.array([1.0, 0.0])
+
+
+def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
+    from danet_music2vec.dsp import StftConfig
+    from tests.data.test_mixing import plan
+
+    mixtures = plan(tmp_path, noises=1, snr=0.0)
+    test = mixtures[mixtures["split"] == "test"]
+    cfg = StftConfig(sample_rate=8000, n_fft=256, hop=64, window="sqrt_hann", chunk_frames=100)
+    gate = {"percentile": 10, "over_subtraction": 1.0, "floor_db": -12, "smooth_frames": 5, "freq_median_bins": 15}
+    snrs = [-5.0, 0.0, 10.0]
+    per_mixture, predictions, grouped = snr_sweep(test, _IdentitySeparator(), _LoudnessClassifier(), snrs, cfg, gate,
+                                                  silence_db=-80, progress=False)  # fmt: skip
+    assert len(per_mixture) == len(test) * len(snrs) * 3 and len(predictions) == len(test) * len(snrs) * 3
+    danet = per_mixture[per_mixture["system"] == "danet"]
+    np.testing.assert_allclose(danet["nsdr_music"], 0.0, atol=1e-6)
+    # The mixture's own SDR rises with the input SNR; the oracle stays far above it.
+    mixture_sdr = danet.groupby("input_snr_db")["sdr_mixture_music"].mean()
+    assert list(mixture_sdr.index) == snrs and mixture_sdr.is_monotonic_increasing
+    oracle = per_mixture[per_mixture["system"] == "oracle_irm"]
+    assert (oracle["nsdr_music"] > 3.0).all()
+    by_input = predictions.pivot_table(index=["input_snr_db", "mixture_id"], columns="input", values="predicted_label", aggfunc="first")
+    assert (by_input["mixture"] == by_input["separated"]).all()
+
+    summary = sweep_summary(predictions, grouped, n_boot=50, seed=0, alpha=0.05)
+    assert summary["snr_m5.separation.gnsdr"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["snr_10.separation.oracle_irm.gnsdr"] > 3.0
+    gnsdr, f1 = sweep_curves(summary, snrs)
+    assert list(gnsdr.columns) == ["snr_db", "danet", "oracle_irm", "baseline"]
+    assert list(f1["snr_db"]) == snrs and (f1["mixture"] == f1["separated"]).all()
+
+
+def test_snr_key_names_negative_snrs_without_a_minus_sign():
+    assert [snr_key(s) for s in (-5.0, 0.0, 2.5, 10)] == ["snr_m5", "snr_0", "snr_2.5", "snr_10"]
+
+
+def test_gnsdr_by_noise_weights_by_length_and_counts_both_noises():
+    table = pd.DataFrame(
+        [
+            {"mixture_id": "a", "system": "danet", "noise": "1-1-A-0", "nsdr_music": 2.0, "length": 100, "silent": False},
+            {"mixture_id": "b", "system": "danet", "noise": "1-1-A-0+2-2-A-1", "nsdr_music": 5.0, "length": 300, "silent": False},
+            {"mixture_id": "c", "system": "danet", "noise": "2-2-A-1", "nsdr_music": float("nan"), "length": 50, "silent": True},
+            {"mixture_id": "a", "system": "oracle_irm", "noise": "1-1-A-0", "nsdr_music": 9.0, "length": 100, "silent": False},
+        ]
+    )
+    out = gnsdr_by_noise(table, {"1-1-A-0": "dog", "2-2-A-1": "rain"}).set_index("category")
+    assert out.loc["dog", "gnsdr"] == pytest.approx((2.0 * 100 + 5.0 * 300) / 400)
+    assert out.loc["rain", "gnsdr"] == pytest.approx(5.0) and out.loc["rain", "n"] == 1

@@ -17,7 +17,6 @@ from danet_music2vec.metrics import (
     confusion,
     global_scores,
     per_class_report,
-    plot_confusion,
     separation_scores,
 )
 
@@ -265,12 +264,3 @@ def test_bootstrap_is_seeded_and_takes_callables() -> None:
     assert lo <= 0.58 <= hi
     with pytest.raises(ValueError, match="unknown metric"):
         bootstrap_ci(Y_TRUE, Y_PRED, "auc")
-
-
-def test_plot_confusion_writes_png_atomically(tmp_path) -> None:
-    path = tmp_path / "plots" / "confusion_clean.png"
-    plot_confusion(confusion(Y_TRUE, Y_PRED, LABELS), LABELS, "clean music", path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in path.parent.iterdir()] == ["confusion_clean.png"]  # no temp file left
-    with pytest.raises(ValueError, match="does not match"):
-        plot_confusion(np.zeros((2, 2)), LABELS, "bad", tmp_path / "bad.png")

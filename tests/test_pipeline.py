@@ -15,12 +15,13 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO
 
 DATA_STAGES = ["download", "split", "mix", "features"]
-ALL_STAGES = DATA_STAGES + ["train_danet", "train_music2vec", "separate", "classify", "score"]
+ALL_STAGES = DATA_STAGES + ["train_danet", "train_music2vec", "separate", "classify", "score", "sweep"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
     "danet": {"hidden": 16, "layers": 1, "epochs": 2, "kmeans_epochs": 1},
     "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
     "score": {"bootstrap_n": 50},
+    "sweep": {"snr_db": [-5, 0]},
 }
 
 
@@ -121,7 +122,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
     # "cache music2vec": nothing train_music2vec depends on changes with `noises`
-    assert ran(exp) == {"mix", "features", "train_danet", "separate", "classify", "score"}
+    assert ran(exp) == {"mix", "features", "train_danet", "separate", "classify", "score", "sweep"}
 
     import json
 
@@ -138,6 +139,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     assert parents["2"].data.tags["pipeline_key"] == "two-noises"
     for parent in parents.values():
         assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
+        assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1"} <= set(parent.data.metrics)
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "two-noises" in json.dumps(shown)

@@ -106,6 +106,15 @@ def test_kmeans_clusters_returned_swapped_are_put_back_in_order(scope: str) -> N
     assert sep.swaps == 2 * expected and sep.last_swaps == expected
 
 
+def test_without_order_resolution_cluster_zero_is_music_as_the_original() -> None:
+    model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_init="farthest", resolve_order=False,
+                    device="cpu")  # fmt: skip
+    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 1] > 0.99).all()  # k-means put noise first and nobody fixed it
+    assert sep.decisions == sep.swaps == 0
+
+
 def test_kmeans_seeded_with_training_attractors_keeps_the_order() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_init="train", device="cpu")

@@ -17,7 +17,8 @@ from danet_music2vec.dsp import StftConfig, istft, stft
 
 
 def _as_wave(wave: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(wave, dtype=np.float32) if not isinstance(wave, torch.Tensor) else wave)
+    # np.array copies: callers may pass read-only (cached) arrays, which torch cannot wrap.
+    t = wave if isinstance(wave, torch.Tensor) else torch.from_numpy(np.array(wave, dtype=np.float32))
     if t.ndim != 1 or t.numel() == 0:
         raise ValueError(f"{name} must be a non-empty 1-D waveform, got shape {tuple(t.shape)}.")
     if not torch.isfinite(t).all():

@@ -67,7 +67,7 @@ class DanetTrainConfig:
     kmeans_epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3
-    threshold_db: float = 40.0
+    threshold_db: float | None = 40.0  # None: every bin counts (the original work)
     attractor: str = "ideal"
     loss: str = "linear_mse"
     mask: str = "ratio"
@@ -89,8 +89,8 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.dropout={self.dropout!r} must be in [0, 1)")
         if not self.lr > 0:
             raise ParamError(f"params.yaml: danet.lr={self.lr!r} must be a positive number")
-        if not self.threshold_db > 0:
-            raise ParamError(f"params.yaml: danet.threshold_db={self.threshold_db!r} must be a positive number of dB")
+        if self.threshold_db is not None and not self.threshold_db > 0:
+            raise ParamError(f"params.yaml: danet.threshold_db={self.threshold_db!r} must be a positive number of dB or null")
         if self.attractor not in TRAIN_ATTRACTORS:
             raise ParamError(
                 f"params.yaml: danet.attractor={self.attractor!r} is not allowed; use one of {', '.join(TRAIN_ATTRACTORS)}"
@@ -124,7 +124,7 @@ class DanetTrainConfig:
                 raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, a number, or null")
             values["train_snr_db"] = (float(snr[0]), float(snr[1]))
         for key in ("dropout", "lr", "threshold_db"):
-            if key in values:
+            if values.get(key) is not None:
                 try:
                     values[key] = float(values[key])
                 except (TypeError, ValueError):

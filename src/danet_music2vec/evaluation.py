@@ -9,8 +9,8 @@ clips: clean music, the noisy mixture, and DANet's separated music.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,16 +18,21 @@ from tqdm import tqdm
 
 from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.baselines import oracle_irm_estimate, spectral_gate_estimate
-from danet_music2vec.data.mixing import render_mixture
+from danet_music2vec.data.mixing import Rendered, render_mixture
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.metrics import (
     bootstrap_ci,
     classification_scores,
     confusion,
     global_scores,
+    mixture_baseline,
     SeparationResult,
     separation_scores,
 )
+
+if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither model
+    from danet_music2vec.classification import Classifier
+    from danet_music2vec.separation import Separator
 
 SYSTEMS = ("danet", "oracle_irm", "baseline")
 INPUTS = ("clean", "mixture", "separated")
@@ -49,26 +54,34 @@ def score_separation(
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
     for row in tqdm(list(test_mixtures.itertuples()), desc="score", unit="mix", disable=not progress):
         rendered = render_mixture(row)
-        rate = int(row.sample_rate)
-        music, noise, mixture = (resample(x, rate, cfg.sample_rate) for x in (rendered.music, rendered.noise, rendered.mixture))
-        reference = np.stack([music, noise])
         sep = separated.loc[row.mixture_id]
         danet = np.stack(
             [load_audio(sep[k], cfg.sample_rate, check_silence=False) for k in ("music_path", "noise_path")]
         )
-        estimates = {
-            "danet": _fit(danet, music.shape[0]),
-            "oracle_irm": oracle_irm_estimate(mixture, music, noise, cfg),
-            "baseline": spectral_gate_estimate(mixture, cfg, **gate),
-        }
-        for system, estimate in estimates.items():
-            result = separation_scores(reference, estimate, mixture, silence_db=silence_db)
+        for system, result in score_systems(rendered, int(row.sample_rate), danet, cfg, gate, silence_db).items():
             by_system[system].append(result)
-            rows.append(
-                {"mixture_id": row.mixture_id, "system": system, "noise": "+".join(_category(c) for c in row.noise_clips),
-                 "snr_db": row.snr_db} | result.to_dict()  # fmt: skip
-            )
+            rows.append(_row(row, system, result))
     return pd.DataFrame(rows), by_system
+
+
+def score_systems(
+    rendered: Rendered, rate: int, danet: np.ndarray, cfg: StftConfig, gate: dict[str, Any], silence_db: float
+) -> dict[str, SeparationResult]:
+    """BSS Eval of DANet's ``(2, samples)`` estimate (at the STFT rate), the oracle IRM and the gate on one mixture."""
+    music, noise, mixture = (resample(x, rate, cfg.sample_rate) for x in (rendered.music, rendered.noise, rendered.mixture))
+    reference = np.stack([music, noise])
+    estimates = {
+        "danet": _fit(danet, music.shape[0]),
+        "oracle_irm": oracle_irm_estimate(mixture, music, noise, cfg),
+        "baseline": spectral_gate_estimate(mixture, cfg, **gate),
+    }
+    baseline = mixture_baseline(reference, mixture, silence_db)
+    return {system: separation_scores(reference, est, mixture, silence_db, baseline) for system, est in estimates.items()}
+
+
+def _row(mixture: Any, system: str, result: SeparationResult, **extra: Any) -> dict[str, Any]:
+    noise = "+".join(_category(c) for c in mixture.noise_clips)
+    return {"mixture_id": mixture.mixture_id, "system": system, "noise": noise, "snr_db": mixture.snr_db} | extra | result.to_dict()
 
 
 def _fit(estimate: np.ndarray, length: int) -> np.ndarray:
@@ -129,3 +142,101 @@ def confusion_long(table: pd.DataFrame) -> pd.DataFrame:
         for _ in range(int(table.loc[actual, predicted]))
     )
     return pd.DataFrame(list(rows), columns=["actual", "predicted"])
+
+
+def snr_key(snr_db: float) -> str:
+    """Metric-name tag of an input SNR: -5 -> ``snr_m5``, 2.5 -> ``snr_2.5``."""
+    text = f"{abs(snr_db):g}"
+    return f"snr_m{text}" if snr_db < 0 else f"snr_{text}"
+
+
+def snr_sweep(
+    test_mixtures: pd.DataFrame,
+    separator: Separator,
+    classifier: Classifier,
+    snrs: Sequence[float],
+    cfg: StftConfig,
+    gate: dict[str, Any],
+    silence_db: float,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[float, str], list[SeparationResult]]]:
+    """Separate, score and classify every test mixture re-mixed at each input SNR in ``snrs``.
+
+    The same music clips, noise clips and offsets as the manifest, only the noise gain
+    changes, so the curves isolate the effect of the input SNR. Returns the separation
+    table (one row per SNR, mixture and system, with ``input_snr_db``), the predictions
+    (one row per SNR, mixture and input: clean / mixture / separated) and the results
+    grouped by (SNR, system).
+    """
+    rows: list[dict[str, Any]] = []
+    predictions: list[dict[str, Any]] = []
+    grouped: dict[tuple[float, str], list[SeparationResult]] = {(snr, s): [] for snr in snrs for s in SYSTEMS}
+    work = [(row, float(snr)) for row in test_mixtures.itertuples() for snr in snrs]
+    clean_proba: dict[str, np.ndarray] = {}
+    for row, snr in tqdm(work, desc="sweep", unit="mix", disable=not progress):
+        rate = int(row.sample_rate)
+        rendered = render_mixture(row, snr_db=snr)
+        music, noise = separator.separate(rendered.mixture, rate)
+        out_rate = separator.output_sample_rate(rate)
+        danet = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
+        for system, result in score_systems(rendered, rate, danet, cfg, gate, silence_db).items():
+            grouped[(snr, system)].append(result)
+            rows.append(_row(row, system, result, input_snr_db=snr))
+        if row.mixture_id not in clean_proba:  # the clean music does not depend on the SNR
+            clean_proba[row.mixture_id] = classifier.predict_proba(rendered.music, rate)
+        probas = {
+            "clean": clean_proba[row.mixture_id],
+            "mixture": classifier.predict_proba(rendered.mixture, rate),
+            "separated": classifier.predict_proba(music, out_rate),
+        }
+        for name, proba in probas.items():
+            predictions.append(
+                {"input_snr_db": snr, "mixture_id": row.mixture_id, "input": name, "true_label": row.label,
+                 "predicted_label": classifier.classes[int(np.argmax(proba))]}  # fmt: skip
+            )
+    return pd.DataFrame(rows), pd.DataFrame(predictions), grouped
+
+
+def sweep_summary(
+    predictions: pd.DataFrame,
+    grouped: dict[tuple[float, str], list[SeparationResult]],
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> dict[str, float]:
+    """Flat ``snr_<x>.separation.*`` / ``snr_<x>.classification.*`` keys, as metrics/score.json per input SNR."""
+    summary: dict[str, float] = {}
+    for snr in sorted({snr for snr, _ in grouped}):
+        key = snr_key(snr)
+        by_system = {system: results for (s, system), results in grouped.items() if s == snr}
+        values = separation_summary(by_system)
+        values |= score_classification(predictions[predictions["input_snr_db"] == snr], n_boot, seed, alpha)[0]
+        summary |= {f"{key}.{k}": v for k, v in values.items()}
+    return summary
+
+
+def sweep_curves(summary: dict[str, float], snrs: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two tables indexed by input SNR: GNSDR per system, and weighted F1 per classifier input."""
+    gnsdr = pd.DataFrame(
+        [{"snr_db": snr} | {s: summary.get(f"{snr_key(snr)}.{SYSTEM_PREFIX[s]}.gnsdr") for s in SYSTEMS} for snr in snrs]
+    )
+    f1 = pd.DataFrame(
+        [{"snr_db": snr} | {i: summary.get(f"{snr_key(snr)}.classification.{i}.f1") for i in INPUTS} for snr in snrs]
+    )
+    return gnsdr, f1
+
+
+def gnsdr_by_noise(per_mixture: pd.DataFrame, noise_labels: dict[str, str], system: str = "danet") -> pd.DataFrame:
+    """Length-weighted GNSDR of ``system`` per noise category (and input SNR when the table has one).
+
+    ``noise_labels`` maps a noise clip's file stem (the ``noise`` column; ``a+b`` for two
+    noises) to its category. A mixture with two noises counts for both categories.
+    """
+    part = per_mixture[(per_mixture["system"] == system) & ~per_mixture["silent"]].copy()
+    part["category"] = part["noise"].str.split("+").map(lambda stems: sorted({noise_labels[s] for s in stems}))
+    part = part.explode("category")
+    keys = ["category"] + (["input_snr_db"] if "input_snr_db" in part else [])
+    part["weighted"] = part["nsdr_music"] * part["length"]
+    table = part.groupby(keys).agg(weighted=("weighted", "sum"), length=("length", "sum"), n=("mixture_id", "nunique"))
+    table["gnsdr"] = table["weighted"] / table["length"]
+    return table.reset_index()[keys + ["gnsdr", "n"]]

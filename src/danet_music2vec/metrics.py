@@ -6,13 +6,12 @@ and the noise estimate; NSDR is the SDR gained over the unprocessed mixture; the
 global figures (GNSDR, GSDR, GSIR, GSAR) are means weighted by each mixture's length.
 
 Source order is fixed everywhere in this project: index 0 = music, index 1 = noise.
-No file I/O here except :func:`plot_confusion`, which writes one PNG atomically.
+No file I/O here (figures are in :mod:`danet_music2vec.plots`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,6 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from danet_music2vec.atomic import atomic_path
 
 SOURCE_NAMES: tuple[str, ...] = ("music", "noise")
 
@@ -144,6 +142,7 @@ def separation_scores(
     estimate: np.ndarray,
     mixture: np.ndarray,
     silence_db: float = DEFAULT_SILENCE_DB,
+    mixture_sdr: np.ndarray | None = None,
 ) -> SeparationResult:
     """Score one separated mixture.
 
@@ -152,6 +151,8 @@ def separation_scores(
         estimate: ``(2, samples)`` estimated music and noise.
         mixture: ``(samples,)`` the unprocessed mixture (the NSDR baseline).
         silence_db: see :func:`bss_eval`.
+        mixture_sdr: :func:`mixture_baseline` of this reference and mixture, when several
+            estimates of one mixture are scored (BSS Eval is the slow part).
     """
     ref = np.asarray(reference)
     mix = np.asarray(mixture)
@@ -169,8 +170,8 @@ def separation_scores(
                                 silent_sources=tuple(sep["silent_sources"]))
     # The mixture as the estimate of both sources: its SDR against each reference is the
     # "do nothing" baseline that NSDR subtracts.
-    base = bss_eval(ref, np.stack([mix, mix]), silence_db)
-    sdr, sir, sar, sdr_mix = sep["sdr"], sep["sir"], sep["sar"], base["sdr"]
+    sdr_mix = mixture_baseline(ref, mix, silence_db) if mixture_sdr is None else np.asarray(mixture_sdr)
+    sdr, sir, sar = sep["sdr"], sep["sir"], sep["sar"]
     return SeparationResult(
         sdr_music=float(sdr[0]), sir_music=float(sir[0]), sar_music=float(sar[0]),
         sdr_noise=float(sdr[1]), sir_noise=float(sir[1]), sar_noise=float(sar[1]),
@@ -178,6 +179,12 @@ def separation_scores(
         nsdr_music=float(sdr[0] - sdr_mix[0]), nsdr_noise=float(sdr[1] - sdr_mix[1]),
         length=int(ref.shape[1]),
     )
+
+
+def mixture_baseline(reference: np.ndarray, mixture: np.ndarray, silence_db: float = DEFAULT_SILENCE_DB) -> np.ndarray:
+    """SDR ``(2,)`` of the unprocessed mixture taken as the estimate of each source: what NSDR subtracts."""
+    mix = np.asarray(mixture)
+    return bss_eval(reference, np.stack([mix, mix]), silence_db)["sdr"]
 
 
 def global_scores(results: Sequence[SeparationResult]) -> dict[str, float]:
@@ -306,34 +313,3 @@ def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any
     """Confusion matrix (rows = true, columns = predicted) in ``labels`` order."""
     _validate_labels(y_true, y_pred, labels)
     return confusion_matrix(y_true, y_pred, labels=list(labels))
-
-
-def plot_confusion(
-    matrix: np.ndarray, labels: Sequence[str], title: str, path: str | os.PathLike[str]
-) -> None:
-    """Write a confusion-matrix heat map with counts to ``path`` (PNG, atomically)."""
-    m = np.asarray(matrix)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
-        raise ValueError(f"confusion matrix shape {m.shape} does not match {len(labels)} labels.")
-    # The object-oriented Figure + Agg canvas avoids pyplot's global state and never needs
-    # a display, whatever backend the caller configured.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    size = max(4.0, 0.6 * len(labels) + 2.0)
-    fig = Figure(figsize=(size, size))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    image = ax.imshow(m, cmap="Blues", vmin=0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(len(labels)), labels=list(labels), rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels=list(labels))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    threshold = m.max() / 2.0 if m.size and m.max() > 0 else 0.0
-    for (i, j), value in np.ndenumerate(m):
-        ax.text(j, i, f"{value:g}", ha="center", va="center", color="white" if value > threshold else "black")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)

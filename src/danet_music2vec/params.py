@@ -9,6 +9,7 @@ that names the key and the allowed values instead of failing deep inside a libra
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def validate(params: dict[str, Any]) -> None:
         raise ParamError(
             f"params.yaml: noises={noises!r} is not supported; use 1 or 2 (e.g. `dvc exp run -S noises=2`)"
         )
-    for group in ("data", "split", "mix", "stft", "danet", "separate", "music2vec", "score"):
+    for group in ("data", "split", "mix", "stft", "danet", "separate", "music2vec", "score", "sweep"):
         if not isinstance(_require(params, group), dict):
             raise ParamError(f"params.yaml: '{group}' must be a group of parameters (see the repository's params.yaml)")
     _choice(params, "data.profile", ("sample", "local", "full"))
@@ -112,3 +113,13 @@ def validate(params: dict[str, Any]) -> None:
     _choice(params, "stft.window", ("sqrt_hann", "hann"))
     if params["stft"]["hop"] > params["stft"]["n_fft"]:
         raise ParamError("params.yaml: stft.hop must not exceed stft.n_fft")
+    snrs = _require(params, "sweep.snr_db")
+    if (
+        not isinstance(snrs, list)
+        or not snrs
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in snrs)
+        or len(set(snrs)) != len(snrs)
+    ):
+        raise ParamError(f"params.yaml: sweep.snr_db={snrs!r} must be a non-empty list of distinct numbers (dB), e.g. [-5, 0, 5, 10]")
+    if not isinstance(_require(params, "separate.resolve_order"), bool):
+        raise ParamError("params.yaml: separate.resolve_order must be true or false")

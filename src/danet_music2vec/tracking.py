@@ -181,3 +181,23 @@ def stage_run(stage: str, params: Mapping[str, Any], groups: tuple[str, ...] = (
         client.set_terminated(run.run_id, status="FAILED")
         raise
     client.set_terminated(run.run_id)
+
+
+def pipeline_metrics(keys: list[str], root: Path | None = None) -> dict[str, dict[str, float]]:
+    """The metrics on the parent run of each pipeline key (experiment name); keys never run are left out."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(root or repo_root()))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return {}
+    found: dict[str, dict[str, float]] = {}
+    for key in keys:
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.{KEY_TAG} = '{key}' and tags.stage_kind = 'pipeline'",
+            max_results=1,
+        )
+        if runs:
+            found[key] = dict(runs[0].data.metrics)
+    return found

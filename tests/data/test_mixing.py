@@ -79,3 +79,17 @@ def test_too_few_noise_clips_is_explained(tmp_path):
     table = table[~((table["kind"] == "noise") & (table["split"] == "test") & (table["clip_id"] != "noise/test0"))]
     with pytest.raises(ValueError, match="test split has 1 noise clip.*noises=2"):
         plan_mixtures(table, 2, 0.0, 0, {"train": 1, "test": 1}, sample_rate=8000)
+
+
+@pytest.mark.parametrize("noises", [1, 2])
+def test_render_at_another_snr_keeps_clips_and_offsets(tmp_path, noises):
+    row = next(plan(tmp_path, noises, 0.0).itertuples())
+    original = render_mixture(row)
+    for target in (-5.0, 10.0):
+        remixed = render_mixture(row, snr_db=target)
+        np.testing.assert_array_equal(remixed.music, original.music)
+        measured = 10 * np.log10(np.mean(remixed.music.astype(float) ** 2) / np.mean(remixed.noise.astype(float) ** 2))
+        assert measured == pytest.approx(target, abs=1e-3)
+        # Same noise clips and offsets, only the gain differs: the noise waveforms are proportional.
+        scale = np.dot(remixed.noise, original.noise) / np.dot(original.noise, original.noise)
+        np.testing.assert_allclose(remixed.noise, scale * original.noise, atol=1e-6)

@@ -45,6 +45,8 @@ def test_active_bins_threshold_is_relative_to_chunk_max() -> None:
     assert act[0].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert act[1].tolist() == [1.0] * 6
     assert active_bins(torch.zeros(1, 2, 3), 40.0).sum() == 0  # silence (padding) has no active bin
+    assert active_bins(mag, threshold_db=None)[0].tolist() == [1.0] * 6  # no threshold (the original): every bin
+    assert active_bins(torch.zeros(1, 2, 3), None).sum() == 0
 
 
 def test_ideal_attractors_ignore_inactive_bins() -> None:

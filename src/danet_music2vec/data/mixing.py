@@ -138,8 +138,12 @@ def _cached_loader(sample_rate: int) -> Callable[[str], np.ndarray]:
     return lambda path: _load_cached(str(path), sample_rate)
 
 
-def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None) -> Rendered:
-    """Re-create one mixture of ``data/mixtures.parquet`` bit for bit (``row``: a Series or namedtuple)."""
+def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None, snr_db: float | None = None) -> Rendered:
+    """Re-create one mixture of ``data/mixtures.parquet`` bit for bit (``row``: a Series or namedtuple).
+
+    With ``snr_db`` the same clips and offsets are mixed at that music-to-noise ratio
+    instead of the manifest's gains (the SNR curves of the sweep stage).
+    """
     load = load or _cached_loader(int(row.sample_rate))
     music = load(row.music_path)
     if music.shape[0] != row.num_samples:
@@ -148,4 +152,5 @@ def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None) ->
             "data/raw changed after the mix stage ran: run `dvc repro mix`"
         )
     tiled = [tile(load(p), int(o), music.shape[0]) for p, o in zip(row.noise_paths, row.noise_offsets)]
-    return _combine(music, tiled, list(row.noise_gains))
+    gains = list(row.noise_gains) if snr_db is None else noise_gains(music, tiled, float(snr_db))
+    return _combine(music, tiled, gains)

@@ -52,13 +52,18 @@ class DanetOutput(NamedTuple):
     active: torch.Tensor  # (B, T*F) float 0/1: bins within threshold_db of the chunk max
 
 
-def active_bins(mag: torch.Tensor, threshold_db: float) -> torch.Tensor:
-    """``(B, T, F)`` magnitude -> ``(B, T*F)`` float weights: 1 where within ``threshold_db`` of the chunk max."""
+def active_bins(mag: torch.Tensor, threshold_db: float | None) -> torch.Tensor:
+    """``(B, T, F)`` magnitude -> ``(B, T*F)`` float weights: 1 where within ``threshold_db`` of the chunk max.
+
+    ``threshold_db=None`` (the original work: no threshold) counts every non-zero bin.
+    """
     flat = mag.reshape(mag.shape[0], -1)
-    peak = flat.amax(dim=1, keepdim=True)
-    floor = peak * 10.0 ** (-threshold_db / 20.0)
     # `> _TINY` keeps an all-silent chunk (padding) from counting every bin as active.
-    return ((flat >= floor) & (flat > _TINY)).to(mag.dtype)
+    audible = flat > _TINY
+    if threshold_db is None:
+        return audible.to(mag.dtype)
+    floor = flat.amax(dim=1, keepdim=True) * 10.0 ** (-threshold_db / 20.0)
+    return ((flat >= floor) & audible).to(mag.dtype)
 
 
 def kmeans(
@@ -123,7 +128,7 @@ class DANet(nn.Module):
         embedding_dim: int = 20,
         n_sources: int = 2,
         dropout: float = 0.0,
-        threshold_db: float = 40.0,
+        threshold_db: float | None = 40.0,
         floor_db: float = 80.0,
         kmeans_iters: int = 10,
     ) -> None:
