@@ -49,6 +49,7 @@ FIXES: list[tuple[str, str, dict[str, Any]]] = [
     ("clf-bandlimit", "classifier trained with gain and 4 kHz band-limit augmentation",
      {"music2vec.augment_gain_db": None, "music2vec.augment_lowpass_hz": []}),
     ("clf-noise", "classifier trained with residual-noise augmentation", {"music2vec.augment_noise_prob": 0.0}),
+    ("epochs-30", "DANet trained 30 epochs instead of 15 (the loss was still falling)", {"danet.epochs": 15}),
 ]  # fmt: skip
 SNRS = [-5.0, 0.0]  # input SNRs of the ablation (the targets' two)
 NOISES = (1, 2)
