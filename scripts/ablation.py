@@ -42,7 +42,7 @@ FIXES: list[tuple[str, str, dict[str, Any]]] = [
     ("threshold", "40 dB energy threshold for attractors and k-means", {"danet.threshold_db": None}),
     ("order-fix", "k-means seeded and matched to the training attractors",
      {"separate.resolve_order": False, "separate.kmeans_init": "farthest"}),
-    ("overlap", "50% overlapping chunks, masks overlap-added", {"separate.overlap": 0.0}),
+    ("overlap", "25% overlapping chunks, masks overlap-added", {"separate.overlap": 0.0}),
     ("snr-mixing", "SNR-controlled mixing (0 dB) + dynamic mixing in training",
      {"mix.snr_db": None, "danet.train_snr_db": None}),
     ("full-rate", "masks applied at the full 22.05 kHz rate", {"separate.output_rate": "stft"}),
