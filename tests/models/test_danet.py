@@ -93,7 +93,8 @@ def test_kmeans_ignores_zero_weight_points() -> None:
 
 
 def test_kmeans_attractors_carry_gradient(model: DANet) -> None:
-    model(_mag(), attractor_source="kmeans").sum().backward()
+    # The music mask alone: masks sum to one over sources, so their total has no gradient.
+    model(_mag(), attractor_source="kmeans")[..., 0].sum().backward()
     assert model.embed_layer.weight.grad is not None and model.embed_layer.weight.grad.abs().sum() > 0
 
 
@@ -115,3 +116,10 @@ def test_bad_arguments_raise(model: DANet) -> None:
         model(_mag(), attractor_source="ideal")
     with pytest.raises(ValueError, match="frames, 17"):
         model(torch.rand(2, 10, 16))
+
+
+def test_two_source_masks_equal_the_softmax_of_the_logits(model: DANet) -> None:
+    v = torch.randn(2, 5 * model.n_freq, model.embedding_dim, generator=torch.Generator().manual_seed(3))
+    attractors = torch.randn(2, 2, model.embedding_dim, generator=torch.Generator().manual_seed(4))
+    expected = (v @ attractors.transpose(1, 2)).softmax(-1).reshape(2, 5, model.n_freq, 2)
+    torch.testing.assert_close(model.masks_from(v, attractors, 5), expected)

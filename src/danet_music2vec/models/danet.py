@@ -101,8 +101,12 @@ def kmeans(
             centre = torch.stack(centres, dim=1)
         else:
             centre = init.detach().to(points.dtype).expand(points.shape[0], -1, -1).clone()
+        previous = None
         for _ in range(iters):
             labels = _nearest(points, centre)
+            if previous is not None and torch.equal(labels, previous):
+                break  # converged: the centres would not move again
+            previous = labels
             member = torch.zeros(*labels.shape, k, dtype=points.dtype, device=points.device)
             member.scatter_(2, labels.unsqueeze(-1), w.unsqueeze(-1))  # (B, N, k): the point's weight in its cluster
             mass = member.sum(1)  # (B, k)
@@ -209,6 +213,10 @@ class DANet(nn.Module):
 
     def masks_from(self, v: torch.Tensor, attractors: torch.Tensor, frames: int) -> torch.Tensor:
         """Softmax masks ``(B, T, F, C)`` from embeddings and attractors ``(B, C, K)``."""
+        if attractors.shape[1] == 2:
+            # softmax over two logits is the sigmoid of their difference: one product instead of two, no max/exp/sum.
+            music = torch.sigmoid(v @ (attractors[:, 0] - attractors[:, 1]).unsqueeze(-1))  # (B, T*F, 1)
+            return torch.cat([music, 1.0 - music], dim=-1).reshape(v.shape[0], frames, self.n_freq, 2)
         logits = v @ attractors.transpose(1, 2)  # (B, T*F, C)
         return logits.softmax(-1).reshape(v.shape[0], frames, self.n_freq, -1)
 
