@@ -54,6 +54,7 @@ FIXES: list[tuple[str, str, dict[str, Any]]] = [
 VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
     ("clf-noise", "+ classifier trained with residual-noise augmentation (p 0.5, -5..20 dB)",
      {"music2vec.augment_noise_prob": 0.5}),
+    ("mask-floor", "+ music mask floored at 0.1 (fewer artifacts, more residual noise)", {"separate.mask_floor": 0.1}),
 ]  # fmt: skip
 SNRS = [-5.0, 0.0]  # input SNRs of the ablation (the targets' two)
 NOISES = (1, 2)
