@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test bench clean-venv
+.PHONY: venv repro test bench ablation results clean-venv
 
 venv: $(STAMP)
 
@@ -24,6 +24,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/run_all.py
+
+# The ablation experiments (dvc exp run, one per row and noise count; about 1.5 h on 2 cores), then the report.
+ablation: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/ablation.py run
+
+# docs/RESULTS.md from the experiments recorded in MLflow (runs nothing).
+results: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/ablation.py report
 
 clean-venv:
 	rm -rf $(VENV)

@@ -54,14 +54,10 @@ def measure(fn, wave: np.ndarray, rate: int) -> dict[str, float]:
 
 def main() -> None:
     params = load_params()
-    opts = params["separate"]
+    opts = params["separate"] | {"device": "cpu"}
     rate = params["data"]["sample_rate"]
     wave = track(rate)
-    separator = Separator.from_checkpoint(
-        "models/danet.pt", attractor=opts["attractor"], overlap=float(opts["overlap"]), device="cpu",
-        batch_size=opts["batch_size"], kmeans_scope=opts["kmeans_scope"], output_rate=opts["output_rate"],
-        kmeans_init=opts["kmeans_init"],
-    )  # fmt: skip
+    separator = Separator.from_params("models/danet.pt", opts)
     classifier = Classifier.from_checkpoint("models/music2vec.pt", hop_seconds=params["music2vec"]["test_hop_seconds"], device="cpu")
     separation, classification = [], []
     for threads in (1, 2):

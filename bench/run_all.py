@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_features.py", "bench_separation.py", "bench_training.py", "bench_noop_repro.py"]
+# bench_paper_scale reads bench_stages' results, so it runs after it.
+SCRIPTS = [
+    "bench_features.py", "bench_separation.py", "bench_training.py", "bench_noop_repro.py", "bench_stages.py",
+    "bench_paper_scale.py",
+]  # fmt: skip
 
 
 def main() -> None:

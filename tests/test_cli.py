@@ -171,13 +171,13 @@ def test_denoise_writes_mono_music_at_the_input_rate(fake_separator: Path, tmp_p
     sf.write(source, stereo, 16000, subtype="FLOAT")
     out = tmp_path / "sub" / "clean.flac"
     argv = ["denoise", str(source), "-o", str(out), "--model", str(fake_separator)]
-    assert cli.main([*argv, "--full-band"]) == 0
+    assert cli.main(argv) == 0  # default: the mask applied at the file's own rate
     written, rate = sf.read(out, dtype="float32")
     assert rate == 16000 and written.ndim == 1 and len(written) == 16000
     np.testing.assert_allclose(written, 0.5 * stereo.mean(axis=1), atol=1 / 32768)
     assert HalvingSeparator.calls == [(16000, "full")]
-    # Default: DANet works (and answers) at 8 kHz; the file is still written at the input's rate.
-    assert cli.main(argv) == 0
+    # --band-limited: DANet works (and answers) at 8 kHz; the file is still written at the input's rate.
+    assert cli.main([*argv, "--band-limited"]) == 0
     written, rate = sf.read(out, dtype="float32")
     assert rate == 16000 and len(written) == 16000 and HalvingSeparator.calls[-1] == (16000, "stft")
     expected = resample(resample(0.5 * stereo.mean(axis=1), 16000, 8000), 8000, 16000)
@@ -191,4 +191,4 @@ def test_classify_denoise_classifies_the_separated_music(fake_separator: Path, t
         capsys, str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--danet", str(fake_separator)
     )
     assert code == 0, err
-    assert HalvingSeparator.calls == [(22050, "stft")] and set(top) == {"classical", "rock"}
+    assert HalvingSeparator.calls == [(22050, "full")] and set(top) == {"classical", "rock"}

@@ -41,18 +41,18 @@ def _native_rate(path: Path) -> int:
         return 22050
 
 
-def _load_separator(path: Path, full_band: bool):  # type: ignore[no-untyped-def]
+def _load_separator(path: Path, band_limited: bool):  # type: ignore[no-untyped-def]
     # Imported here: `classify` without --denoise must not need the DANet code.
     from danet_music2vec.separation import Separator
 
     try:
-        return Separator.from_checkpoint(path, output_rate="full" if full_band else "stft")
+        return Separator.from_checkpoint(path, output_rate="stft" if band_limited else "full")
     except (ValueError, KeyError, RuntimeError) as err:
         raise UserError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
 
 
 def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The separator's music estimate and its sample rate (the STFT rate, or the input's with --full-band)."""
+    """The separator's music estimate and its sample rate (the input's, or the STFT rate with --band-limited)."""
     music, _noise = separator.separate(wave, sample_rate)
     return np.asarray(music, dtype=np.float32).reshape(-1), int(separator.output_sample_rate(sample_rate))
 
@@ -66,8 +66,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     source = Path(args.input)
     rate = _native_rate(source)
     wave = load_audio(source, rate, check_silence=False)
-    music, music_rate = _denoise(_load_separator(model, args.full_band), wave, rate)
-    # Written at the input's rate, whatever rate DANet worked at (band-limited unless --full-band).
+    music, music_rate = _denoise(_load_separator(model, args.band_limited), wave, rate)
+    # Written at the input's rate, whatever rate DANet worked at (band-limited with --band-limited).
     music = resample(music, music_rate, rate)
     music = np.pad(music, (0, max(0, len(wave) - len(music))))[: len(wave)]
     clipped = save_audio(out, music, rate)
@@ -93,7 +93,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
     if args.denoise:
-        wave, rate = _denoise(_load_separator(Path(args.danet), args.full_band), wave, rate)
+        wave, rate = _denoise(_load_separator(Path(args.danet), args.band_limited), wave, rate)
     what = "denoised " if args.denoise else ""
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
@@ -109,13 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("input", help="audio file (wav, flac, ogg, au; any rate, mono or stereo)")
     denoise.add_argument("-o", "--output", required=True, help="where to write the denoised music (.wav, .flac, .ogg)")
     denoise.add_argument("--model", default="models/danet.pt", help="DANet checkpoint (default: %(default)s)")
-    denoise.add_argument("--full-band", action="store_true", help="apply DANet's mask at the file's own rate (keeps the band above 4 kHz)")
+    denoise.add_argument(
+        "--band-limited", action="store_true", help="return DANet's 8 kHz output (as the original) instead of masking at the file's rate"
+    )
     denoise.set_defaults(func=cmd_denoise)
 
     classify = sub.add_parser("classify", help="print the most probable genres of a music file (music2vec)")
     classify.add_argument("input", help="audio file (wav, flac, ogg, au; any rate, mono or stereo)")
     classify.add_argument("--denoise", action="store_true", help="remove noise with DANet first")
-    classify.add_argument("--full-band", action="store_true", help="with --denoise: apply DANet's mask at full rate")
+    classify.add_argument("--band-limited", action="store_true", help="with --denoise: classify DANet's 8 kHz output")
     classify.add_argument("--top", type=int, default=3, help="how many genres to print (default: %(default)s)")
     classify.add_argument("--model", default="models/music2vec.pt", help="music2vec checkpoint (default: %(default)s)")
     classify.add_argument("--danet", default="models/danet.pt", help="DANet checkpoint for --denoise (default: %(default)s)")
