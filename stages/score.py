@@ -8,6 +8,7 @@ from danet_music2vec import stage
 from danet_music2vec.atomic import write_csv, write_json, write_parquet
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.evaluation import (
+    HEADLINE_METRICS,
     confusion_long,
     json_safe,
     score_classification,
@@ -18,11 +19,6 @@ from danet_music2vec.plots import plot_confusion
 from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 
-HEADLINE = (
-    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
-    "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
-    "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
-)  # fmt: skip
 
 
 def main() -> None:
@@ -54,7 +50,7 @@ def main() -> None:
         summary["stage_seconds"] = time.perf_counter() - start
         summary = json_safe(summary)
         run.log_metrics({k: v for k, v in summary.items() if v is not None})
-        run.log_parent_metrics({k: summary[k] for k in HEADLINE if summary.get(k) is not None})
+        run.log_parent_metrics({k: summary[k] for k in HEADLINE_METRICS if summary.get(k) is not None})
         write_json("metrics/score.json", summary)
 
 

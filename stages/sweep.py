@@ -14,18 +14,19 @@ from danet_music2vec.atomic import write_csv, write_json
 from danet_music2vec.classification import Classifier
 from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig
-from danet_music2vec.evaluation import gnsdr_by_noise, json_safe, snr_key, snr_sweep, sweep_curves, sweep_summary
+from danet_music2vec.evaluation import (
+    HEADLINE_METRICS,
+    gnsdr_by_noise,
+    json_safe,
+    snr_key,
+    snr_sweep,
+    sweep_curves,
+    sweep_summary,
+)
 from danet_music2vec.params import load_params
 from danet_music2vec.plots import plot_categories, plot_curves
 from danet_music2vec.separation import Separator
 from danet_music2vec.tracking import stage_run
-
-# Logged on the parent run per SNR, so the MLflow UI compares experiments along the curve.
-HEADLINE = (
-    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
-    "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
-    "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
-)  # fmt: skip
 
 
 def main() -> None:
@@ -65,7 +66,8 @@ def main() -> None:
         summary["stage_seconds"] = time.perf_counter() - start
         summary = json_safe(summary)
         run.log_metrics({k: v for k, v in summary.items() if v is not None})
-        headline = {f"{snr_key(s)}.{k}": summary.get(f"{snr_key(s)}.{k}") for s in snrs for k in HEADLINE}
+        # On the parent run per SNR, so the MLflow UI compares experiments along the curve.
+        headline = {f"{snr_key(s)}.{k}": summary.get(f"{snr_key(s)}.{k}") for s in snrs for k in HEADLINE_METRICS}
         run.log_parent_metrics({k: v for k, v in headline.items() if v is not None})
         write_json("metrics/sweep.json", summary)
 

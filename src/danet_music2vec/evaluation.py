@@ -36,6 +36,12 @@ if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither 
 
 SYSTEMS = ("danet", "oracle_irm", "baseline")
 INPUTS = ("clean", "mixture", "separated")
+# The numbers the score and sweep stages also put on the MLflow parent run, so the UI compares experiments.
+HEADLINE_METRICS = (
+    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+    "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
+    "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
+)  # fmt: skip
 # metrics/score.json prefixes: DANet's numbers are the headline `separation.*`.
 SYSTEM_PREFIX = {"danet": "separation", "oracle_irm": "separation.oracle_irm", "baseline": "separation.baseline"}
 
