@@ -15,9 +15,8 @@ Augmentations (all drawn per crop, train crops only):
   (torchaudio). DANet separates at ``stft.sample_rate`` (8 kHz by default), so its
   output has nothing above 4 kHz; this teaches the classifier to expect that.
 * ``augment_noise_prob`` with ``augment_snr_db: [lo, hi]``: add a TRAIN-split noise clip
-  (tiled to the crop, random offset) at a random SNR. DANet leaves residual noise (its
-  GSIR is a few dB), so the classifier should have heard some; the ablation
-  (docs/RESULTS.md) measures what this adds to the mixture and to the separated music.
+  (tiled to the crop, random offset) at a random SNR. Off by default: the point of the
+  project is to remove noise before classifying, not to learn it away.
 """
 
 from __future__ import annotations
