@@ -185,3 +185,15 @@ def test_bad_options_name_the_param() -> None:
             Separator(model, CFG, _attractors(), device="cpu", **kwargs)
     with pytest.raises(ValueError, match="train_attractors"):
         Separator(model, CFG, torch.zeros(3, 3), device="cpu")
+
+
+def test_mask_floor_keeps_a_share_of_the_mixture_in_the_music() -> None:
+    model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    spec = torch.ones(50, N_FREQ, dtype=torch.complex64)
+    plain = Separator(model, CFG, _attractors(), attractor="fixed", device="cpu").masks(spec)
+    floored = Separator(model, CFG, _attractors(), attractor="fixed", device="cpu", mask_floor=0.2).masks(spec)
+    torch.testing.assert_close(floored[..., 0], 0.2 + 0.8 * plain[..., 0])
+    torch.testing.assert_close(floored.sum(-1), torch.ones(50, N_FREQ))
+    assert floored[..., 0].min() >= 0.2
+    with pytest.raises(ValueError, match="separate.mask_floor"):
+        Separator(model, CFG, _attractors(), device="cpu", mask_floor=1.0)
