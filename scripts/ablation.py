@@ -162,7 +162,9 @@ def target_lines(found: dict[str, float], snr: float, noises: int) -> str:
 def report(out: Path) -> None:
     names = [exp_name(r, n) for n in NOISES for r in range(len(rows()))]
     names += [variant_name(v, n) for n in NOISES for v in range(len(VARIANTS))]
-    metrics = pipeline_metrics(names, REPO)
+    # An experiment counts once its sweep finished (an interrupted one has a parent run without it).
+    recorded = pipeline_metrics(names, REPO, stages=("sweep",))
+    metrics = {k: v for k, v in recorded.items() if f"{snr_key(SNRS[0])}.separation.gnsdr" in v}
     figures = out.parent / "results"
     final = len(rows()) - 1
     text = [

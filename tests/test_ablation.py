@@ -73,6 +73,8 @@ def test_report_is_built_from_the_runs_recorded_in_mlflow(tmp_path, monkeypatch)
                     "classification.clean.f1": 0.89, "classification.mixture.f1": 0.7,
                     "classification.separated.f1": f1, "classification.clean.accuracy": 0.89}.items()}  # fmt: skip
             )
+            # The intervals are only on the stage's own (child) run: the report merges them in.
+            run.log_metrics({"snr_0.classification.separated.f1_ci_low": f1 - 0.2, "snr_0.classification.separated.f1_ci_high": 1.0})
     out = tmp_path / "docs" / "RESULTS.md"
     ablation.report(out)
     text = out.read_text()
@@ -80,7 +82,7 @@ def test_report_is_built_from_the_runs_recorded_in_mlflow(tmp_path, monkeypatch)
     assert f"2 of {total} experiments recorded" in text
     original_row = next(line for line in text.splitlines() if line.startswith("| 0 | as the original work"))
     assert "| 0.25 |" in original_row and "| 4.00 | 6.00 | 11.00 |" in original_row
-    assert "| 1 | 0 dB | 0.89 / 0.70 / 0.85" in text and "not recorded" in text
+    assert "| 1 | 0 dB | 0.89 / 0.70 / 0.85 [0.65, 1.00]" in text and "not recorded" in text
     assert (tmp_path / "docs" / "results" / "ablation_n1.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -183,8 +183,11 @@ def stage_run(stage: str, params: Mapping[str, Any], groups: tuple[str, ...] = (
     client.set_terminated(run.run_id)
 
 
-def pipeline_metrics(keys: list[str], root: Path | None = None) -> dict[str, dict[str, float]]:
-    """The metrics on the parent run of each pipeline key (experiment name); keys never run are left out."""
+def pipeline_metrics(
+    keys: list[str], root: Path | None = None, stages: tuple[str, ...] = ()
+) -> dict[str, dict[str, float]]:
+    """The metrics on the parent run of each pipeline key (experiment name), plus those of its
+    ``stages``' child runs (e.g. ``("sweep",)`` for every per-SNR number); keys never run are left out."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri(root or repo_root()))
@@ -198,6 +201,17 @@ def pipeline_metrics(keys: list[str], root: Path | None = None) -> dict[str, dic
             filter_string=f"tags.{KEY_TAG} = '{key}' and tags.stage_kind = 'pipeline'",
             max_results=1,
         )
-        if runs:
-            found[key] = dict(runs[0].data.metrics)
+        if not runs:
+            continue
+        metrics = dict(runs[0].data.metrics)
+        for stage in stages:
+            children = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{runs[0].info.run_id}' and tags.stage = '{stage}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if children:
+                metrics |= dict(children[0].data.metrics)
+        found[key] = metrics
     return found
