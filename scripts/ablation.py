@@ -192,11 +192,12 @@ def report(out: Path) -> None:
         undone = ", ".join(f"`{k}={_yaml(v)}`" for k, v in overrides.items()) or "none (params.yaml defaults)"
         text.append(f"{r}. **{name}** {description}. Original settings still in place: {undone}.\n")
     for n in NOISES:
-        for snr in sorted(SNRS, reverse=True):
+        tables = {snr: ablation_table(metrics, n, snr) for snr in sorted(SNRS, reverse=True)}
+        for snr, table in tables.items():
             text.append(f"\n### {n} noise{'s' if n > 1 else ''}, input SNR {snr:g} dB\n\n")
-            text.append(_markdown(ablation_table(metrics, n, snr)))
+            text.append(_markdown(table))
         path = figures / f"ablation_n{n}.png"
-        plot_ablation({f"{snr:g} dB": ablation_table(metrics, n, snr) for snr in SNRS}, f"{n} noise(s)", path)
+        plot_ablation({f"{snr:g} dB": tables[snr] for snr in SNRS}, f"{n} noise(s)", path)
         text.append(f"\n![ablation, {n} noise(s)](results/{path.name})\n")
     text.append(
         "\n## Levers measured on top of the defaults, not adopted\n\nEach variant is the last row plus one change; "

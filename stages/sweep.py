@@ -18,6 +18,7 @@ from danet_music2vec.evaluation import (
     HEADLINE_METRICS,
     gnsdr_by_noise,
     json_safe,
+    noise_labels,
     snr_key,
     snr_sweep,
     sweep_curves,
@@ -54,10 +55,7 @@ def main() -> None:
             [(gnsdr, "GNSDR (dB)", "music separation"), (f1, "weighted F1", "genre classification")],
             "snr_db", "input SNR (dB)", "plots/snr_curves.png",
         )  # fmt: skip
-        splits = pd.read_parquet("data/splits.parquet")
-        noise = splits[splits["kind"] == "noise"]
-        labels = dict(zip(noise["clip_id"].str.rsplit("/", n=1).str[-1], noise["label"]))
-        categories = gnsdr_by_noise(per_mixture, labels)
+        categories = gnsdr_by_noise(per_mixture, noise_labels(pd.read_parquet("data/splits.parquet")))
         write_csv("plots/gnsdr_by_noise.csv", categories)
         plot_categories(categories, "gnsdr", "input_snr_db", "DANet GNSDR per noise category (dB)", "plots/gnsdr_by_noise.png")
         for path in ("plots/snr_curves.png", "plots/gnsdr_by_noise.png", "plots/gnsdr_by_noise.csv"):

@@ -8,6 +8,7 @@ from danet_music2vec.evaluation import (
     confusion_long,
     gnsdr_by_noise,
     json_safe,
+    noise_labels,
     score_classification,
     snr_key,
     snr_sweep,
@@ -109,6 +110,9 @@ def test_gnsdr_by_noise_weights_by_length_and_counts_both_noises():
             {"mixture_id": "a", "system": "oracle_irm", "noise": "1-1-A-0", "nsdr_music": 9.0, "length": 100, "silent": False},
         ]
     )
-    out = gnsdr_by_noise(table, {"1-1-A-0": "dog", "2-2-A-1": "rain"}).set_index("category")
+    splits = pd.DataFrame({"clip_id": ["noise/1-1-A-0", "noise/2-2-A-1", "music/rock/a"], "kind": ["noise", "noise", "music"],
+                           "label": ["dog", "rain", "rock"]})  # fmt: skip
+    assert noise_labels(splits) == {"1-1-A-0": "dog", "2-2-A-1": "rain"}
+    out = gnsdr_by_noise(table, noise_labels(splits)).set_index("category")
     assert out.loc["dog", "gnsdr"] == pytest.approx((2.0 * 100 + 5.0 * 300) / 400)
     assert out.loc["rain", "gnsdr"] == pytest.approx(5.0) and out.loc["rain", "n"] == 1

@@ -232,6 +232,12 @@ def sweep_curves(summary: dict[str, float], snrs: Sequence[float]) -> tuple[pd.D
     return gnsdr, f1
 
 
+def noise_labels(splits: pd.DataFrame) -> dict[str, str]:
+    """Category of every noise clip of data/splits.parquet, keyed as the ``noise`` column names it."""
+    noise = splits[splits["kind"] == "noise"]
+    return {_category(clip): label for clip, label in zip(noise["clip_id"], noise["label"])}
+
+
 def gnsdr_by_noise(per_mixture: pd.DataFrame, noise_labels: dict[str, str], system: str = "danet") -> pd.DataFrame:
     """Length-weighted GNSDR of ``system`` per noise category (and input SNR when the table has one).
 

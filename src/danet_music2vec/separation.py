@@ -21,14 +21,14 @@ Attractor policy (``attractor``):
   k-means from the mean training attractors (music, noise) instead of the generic
   farthest-first seeds: the clustering then starts from the music/noise split the
   network was trained for rather than from whatever structure dominates the track
-  (measured: +0.7 dB GNSDR on the sample), and swaps become rare.
-
-``mask_floor`` keeps at least that share of the mixture in the music estimate (the
-noise gets the rest), trading residual noise for fewer artifacts. ``resolve_order=False``
+  (measured: +0.7 dB GNSDR on the sample), and swaps become rare. ``resolve_order=False``
   reproduces the original work: cluster 0 is taken as music, whatever it holds.
 - ``"fixed"``: the mean training attractors themselves (no clustering, no permutation).
 - ``"anchored"``: for a model trained with ``danet.attractor: anchored``: each chunk's
   attractors come from the model's trained anchors (as in training; already ordered).
+
+``mask_floor`` keeps at least that share of the mixture in the music estimate (the
+noise gets the rest), trading residual noise for fewer artifacts.
 
 ``output_rate``: ``"stft"`` returns audio at the STFT rate (e.g. 8 kHz). ``"full"``
 keeps the input's rate and band: the mask (time x frequency in seconds and Hz) is

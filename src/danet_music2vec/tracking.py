@@ -130,14 +130,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _parent_run(client: Any, experiment_id: str, key: str, params: Mapping[str, Any]) -> str:
-    from mlflow.entities import Param
-
+def _find_parent(client: Any, experiment_id: str, key: str) -> Any:
+    """The parent run of pipeline ``key``, or None."""
     found = client.search_runs(
         [experiment_id], filter_string=f"tags.{KEY_TAG} = '{key}' and tags.stage_kind = 'pipeline'", max_results=1
     )
-    if found:
-        return found[0].info.run_id
+    return found[0] if found else None
+
+
+def _parent_run(client: Any, experiment_id: str, key: str, params: Mapping[str, Any]) -> str:
+    from mlflow.entities import Param
+
+    found = _find_parent(client, experiment_id, key)
+    if found is not None:
+        return found.info.run_id
     run = client.create_run(experiment_id, run_name=key, tags={KEY_TAG: key, "stage_kind": "pipeline"})
     flat = {k: str(v) for k, v in flatten(params).items()}
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
@@ -196,18 +202,14 @@ def pipeline_metrics(
         return {}
     found: dict[str, dict[str, float]] = {}
     for key in keys:
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.{KEY_TAG} = '{key}' and tags.stage_kind = 'pipeline'",
-            max_results=1,
-        )
-        if not runs:
+        parent = _find_parent(client, experiment.experiment_id, key)
+        if parent is None:
             continue
-        metrics = dict(runs[0].data.metrics)
+        metrics = dict(parent.data.metrics)
         for stage in stages:
             children = client.search_runs(
                 [experiment.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{runs[0].info.run_id}' and tags.stage = '{stage}'",
+                filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.stage = '{stage}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )
