@@ -1,4 +1,4 @@
-"""features: STFT chunks of the training mixtures' music and noise (data/features/: NPZ shards + index)."""
+"""features: STFTs of the training split's music and noise clips (data/features/), for dynamic mixing in train_danet."""
 
 import time
 
@@ -16,12 +16,12 @@ def main() -> None:
     params = load_params()
     start = time.perf_counter()
     with stage_run("features", params, groups=("stft",)) as run:
-        mixtures = pd.read_parquet("data/mixtures.parquet")
+        splits = pd.read_parquet("data/splits.parquet")
         stats = write_features(
-            mixtures[mixtures["split"] == "train"],
+            splits[splits["split"] == "train"],
             StftConfig.from_params(params["stft"]),
             "data/features",
-            shard_chunks=params["stft"]["shard_chunks"],
+            sample_rate=params["data"]["sample_rate"],
         )
         elapsed = time.perf_counter() - start
         metrics = stats | {"stage_seconds": elapsed, "audio_seconds_per_second": stats["audio_seconds"] / elapsed}

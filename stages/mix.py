@@ -1,4 +1,4 @@
-"""mix: describe every train/test mixture (data/mixtures.parquet); audio is rendered on demand."""
+"""mix: describe every test mixture (data/mixtures.parquet); audio is rendered on demand."""
 
 import time
 
@@ -21,12 +21,13 @@ def main() -> None:
             noises=params["noises"],
             snr_db=parse_snr(mix["snr_db"]),
             seed=mix["seed"],
-            mixtures_per_clip={"train": mix["train_mixtures_per_clip"], "test": mix["test_mixtures_per_clip"]},
+            # Training mixtures are drawn afresh in train_danet (dynamic mixing): only the test set is fixed.
+            mixtures_per_clip={"test": mix["test_mixtures_per_clip"]},
             sample_rate=params["data"]["sample_rate"],
         )
         write_parquet("data/mixtures.parquet", mixtures)
         metrics = {
-            f"mixtures.{side}": int((mixtures["split"] == side).sum()) for side in ("train", "test")
+            "mixtures.test": int((mixtures["split"] == "test").sum()),
         } | {
             "snr_db.mean": float(mixtures["snr_db"].mean()),
             "snr_db.min": float(mixtures["snr_db"].min()),

@@ -1,9 +1,10 @@
-"""DANet targets and losses: ideal masks, zero loss at the ideal mask, permutation invariance."""
+"""Separation targets and losses: ideal masks, zero loss at the ideal mask, PSA, SI-SDR, permutation invariance."""
 
 import pytest
 import torch
 
-from danet_music2vec.losses import danet_loss, ideal_binary_assignment, ideal_masks
+from danet_music2vec.dsp import StftConfig, istft, stft
+from danet_music2vec.losses import danet_loss, ideal_binary_assignment, ideal_masks, mask_loss, si_sdr
 from danet_music2vec.params import ParamError
 
 
@@ -70,3 +71,39 @@ def test_unknown_kinds_name_the_param() -> None:
     target = ideal_masks(_sources())
     with pytest.raises(ParamError, match="danet.loss"):
         danet_loss(target[..., 0], target, target, "l1")
+
+
+def test_psa_loss_is_zero_at_the_truncated_phase_sensitive_mask() -> None:
+    sources = _sources()
+    mix = sources.sum(0)
+    cos = torch.cos(sources.angle() - mix.angle())
+    best = (sources.abs() * cos / mix.abs()).clamp(0.0, 1.0).movedim(0, -1)
+    loss, _ = mask_loss(mix, sources, best, "psa")
+    assert float(loss) == pytest.approx(0.0, abs=1e-10)
+    assert float(mask_loss(mix, sources, torch.full_like(best, 0.5), "psa")[0]) > 1e-3
+    swapped, order = mask_loss(mix, sources, best.flip(-1), "psa", permutation_invariant=True)
+    assert float(swapped) == pytest.approx(0.0, abs=1e-10) and order.tolist() == [[1, 0]] * 3
+
+
+def test_si_sdr_loss_rewards_the_exact_source_and_ignores_a_silent_one() -> None:
+    cfg = StftConfig(sample_rate=8000, n_fft=8, hop=2)
+    music = torch.complex(torch.randn(2, 12, 5), torch.randn(2, 12, 5))
+    music = stft(istft(music, cfg, 22), cfg)[:, :12]  # a consistent STFT: it is some waveform's
+    sources = torch.stack([music, torch.zeros_like(music)])  # the noise is silent: it has no SI-SDR
+    perfect = torch.stack([torch.ones(2, 12, 5), torch.zeros(2, 12, 5)], dim=-1)
+    loss, _ = mask_loss(music, sources, perfect, "si_sdr", stft_cfg=cfg)
+    half, _ = mask_loss(music, sources, torch.full_like(perfect, 0.5), "si_sdr", stft_cfg=cfg)
+    assert float(loss) < -60.0 and float(half) < -60.0  # SI-SDR is blind to scale
+    wrong, _ = mask_loss(music, sources, perfect.flip(-1), "si_sdr", stft_cfg=cfg)
+    assert float(wrong) > 0.0
+    with pytest.raises(ValueError, match="STFT"):
+        mask_loss(music, sources, perfect, "si_sdr")
+
+
+def test_si_sdr_is_scale_invariant_and_known_for_a_known_error() -> None:
+    ref = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(1000, generator=torch.Generator().manual_seed(1))
+    noise = noise - (noise @ (ref - ref.mean())) / ((ref - ref.mean()) @ (ref - ref.mean())) * (ref - ref.mean())
+    noise = noise - noise.mean()
+    noise = noise * (ref - ref.mean()).norm() / noise.norm() / 10.0  # orthogonal, 20 dB down
+    assert float(si_sdr(3.0 * (ref + noise), ref)) == pytest.approx(20.0, abs=1e-3)

@@ -16,6 +16,7 @@ from danet_music2vec.metrics import (
     classification_scores,
     confusion,
     global_scores,
+    paired_difference,
     per_class_report,
     separation_scores,
 )
@@ -264,3 +265,24 @@ def test_bootstrap_is_seeded_and_takes_callables() -> None:
     assert lo <= 0.58 <= hi
     with pytest.raises(ValueError, match="unknown metric"):
         bootstrap_ci(Y_TRUE, Y_PRED, "auc")
+
+
+def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_scores_hide() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(3.0, 3.0, size=40)  # mixtures differ a lot in difficulty
+    better = base + 0.3 + rng.normal(0.0, 0.1, size=40)  # a small gain on every mixture
+    diff, lo, hi = paired_difference(better, base, n=2000, seed=1)
+    assert diff == pytest.approx(np.mean(better - base)) and 0.0 < lo < diff < hi
+    same, lo0, hi0 = paired_difference(base, base)
+    assert same == lo0 == hi0 == 0.0
+    weighted, _, _ = paired_difference([1.0, 3.0], [0.0, 0.0], weights=[3.0, 1.0])
+    assert weighted == pytest.approx((3 * 1 + 1 * 3) / 4)
+
+
+def test_paired_difference_validates_inputs() -> None:
+    with pytest.raises(ValueError, match="equal"):
+        paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        paired_difference([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(ValueError, match="alpha"):
+        paired_difference([1.0], [1.0], alpha=1.5)

@@ -6,7 +6,7 @@ import torch
 
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.models.danet import DANet, kmeans
-from danet_music2vec.separation import Separator, chunk_starts, chunk_weight, resolve_order
+from danet_music2vec.separation import Separator, chunk_starts, chunk_weight, resolve_order, smooth_fft_size
 
 torch.set_num_threads(1)
 CFG = StftConfig(sample_rate=8000, n_fft=64, hop=16, window="sqrt_hann", chunk_frames=20)
@@ -197,3 +197,46 @@ def test_mask_floor_keeps_a_share_of_the_mixture_in_the_music() -> None:
     assert floored[..., 0].min() >= 0.2
     with pytest.raises(ValueError, match="separate.mask_floor"):
         Separator(model, CFG, _attractors(), device="cpu", mask_floor=1.0)
+
+
+class HeadOnly(DANet):
+    """Test double: a mask head that says 'music' below ``split`` and 'noise' above it."""
+
+    split = N_FREQ // 2
+
+    def head_masks(self, mag: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
+        masks = torch.zeros(*mag.shape, 2)
+        masks[..., : self.split, 0] = 1.0
+        masks[..., self.split :, 1] = 1.0
+        return masks
+
+
+def test_head_masks_are_used_as_they_are_and_noise_is_the_rest() -> None:
+    model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, heads=("embedding", "mask"))
+    sep = Separator(model, CFG, _attractors(), device="cpu", overlap=0.5)
+    assert sep.mask_source == "head"  # a model with a head is used through it by default
+    masks = sep.masks(torch.ones(70, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : HeadOnly.split, 0] == 1).all() and (masks[:, HeadOnly.split :, 0] == 0).all()
+    assert sep.last_decisions == 0  # nothing clustered, nothing to swap
+    wave = _wave(1.0)
+    for rate in ("stft", "full"):
+        music, noise = Separator(model, CFG, _attractors(), device="cpu", output_rate=rate).separate(wave, 8000)
+        np.testing.assert_allclose(music + noise, wave, atol=1e-6)
+
+
+def test_mask_source_must_exist_in_the_model() -> None:
+    attractor_only = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3)
+    assert Separator(attractor_only, CFG, _attractors(), device="cpu").mask_source == "attractors"
+    with pytest.raises(ValueError, match="separate.masks=head"):
+        Separator(attractor_only, CFG, _attractors(), device="cpu", masks="head")
+    with pytest.raises(ValueError, match="separate.masks=attractors"):
+        Separator(DANet(N_FREQ, hidden=4, layers=1, heads=("mask",)), CFG, _attractors(), device="cpu", masks="attractors")
+    with pytest.raises(ValueError, match="separate.masks"):
+        Separator(attractor_only, CFG, _attractors(), device="cpu", masks="oracle")
+
+
+def test_full_rate_fft_size_is_smooth() -> None:
+    assert smooth_fft_size(706) == 720 and smooth_fft_size(256) == 256 and smooth_fft_size(255) == 256
+    sep = Separator(DANet(129, hidden=4, layers=1, embedding_dim=3), StftConfig(), _attractors(), device="cpu")
+    full = sep._full_rate_config(22050)
+    assert full.n_fft == 720 and full.hop == 176  # 706 = 2 x 353 would be the exact scale: 4x slower FFTs

@@ -1,20 +1,26 @@
-"""DANet training loop: dynamic mixing, ideal/k-means attractors, resumable checkpoints.
+"""DANet training loop: dynamic mixing, objectives, validation, best epoch, resumable checkpoints.
 
-One epoch visits the chunks of a :class:`~danet_music2vec.features.FeatureStore` (or a
-random ``chunks_per_epoch`` of them) in a seeded order. Each chunk's mixture is formed
-here as ``music + g * noise`` (the STFT is linear), with ``g`` drawn so that the chunk's
-music-to-noise ratio is uniform in ``danet.train_snr_db`` (dynamic mixing; ``null``
-keeps the levels of the mix stage). Epochs ``1 .. epochs - kmeans_epochs`` build the
-attractors from the ideal binary mask, the last ``kmeans_epochs`` with k-means (as at
-inference), where the loss is permutation invariant because cluster order is arbitrary.
+Every step draws a fresh batch from :class:`~danet_music2vec.dynamic_mixing.DynamicMixer`:
+any training music excerpt with ``noises`` training noise excerpts at random offsets and
+a music-to-noise ratio drawn from ``danet.train_snr_db`` (bounded gain, silence-aware).
+A seeded ``danet.val_fraction`` of the training tracks and noise recordings is held out;
+after each epoch the model is scored on the same ``danet.val_examples`` held-out
+mixtures (loss and the music's SI-SDR), and the epoch with the best validation SI-SDR is
+the one exported.
+
+Objectives (``danet.objective``): ``attractor`` is the paper's DANet (epochs
+``1 .. epochs - kmeans_epochs`` build attractors from the ideal binary mask, the last
+``kmeans_epochs`` with k-means, as at inference, with a permutation-invariant loss);
+``chimera`` adds a mask-inference head on the same BLSTM and trains the weighted sum
+``(1 - head_weight) * attractor loss + head_weight * head loss`` (Chimera++); ``mask``
+is the plain mask-inference network (no embeddings), the baseline DANet must beat.
 
 After every epoch a checkpoint is written atomically: model and optimizer state, the
-epoch, the loss history, the global RNG state, the mean training attractors of the
-epoch (``(C, K)``, music first; the Separator uses them to tell music from noise) and
-the parameters. Rerunning with a checkpoint whose parameters and training data match
-resumes at the next epoch, so a killed run loses at most one epoch; the shuffling
-order and the mixing gains of epoch ``e`` are drawn from generators seeded with
-``(seed, e)``, so a resumed run computes the same as an uninterrupted one.
+best epoch's weights, the epoch, the loss and validation history, the mean training
+attractors (``(C, K)``, music first; the Separator uses them to tell music from noise)
+and the parameters. Rerunning with a checkpoint whose parameters and training data
+match resumes at the next epoch; the batches of epoch ``e`` are drawn from a generator
+seeded with ``(seed, e)``, so a resumed run computes the same as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -29,26 +35,30 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+import numpy as np
 from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.devices import resolve_device
-from danet_music2vec.features import ChunkDataset, FeatureStore
-from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, danet_loss, ideal_binary_assignment, ideal_masks
+from danet_music2vec.dsp import StftConfig, istft
+from danet_music2vec.dynamic_mixing import DynamicMixer, split_groups
+from danet_music2vec.features import FeatureStore
+from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, ideal_binary_assignment, mask_loss, si_sdr
 from danet_music2vec.models.danet import DANet
 from danet_music2vec.params import ParamError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 SOURCES = ("music", "noise")
 DEVICES = ("auto", "cpu", "cuda")
 # ideal: the 2017 paper (ideal-mask attractors, k-means in the last kmeans_epochs and at
 # inference); anchored: the anchored DANet of the 2018 journal version.
 TRAIN_ATTRACTORS = ("ideal", "anchored")
+# attractor: the paper's DANet; chimera: + a mask-inference head (Chimera++); mask: the plain mask network.
+OBJECTIVES = ("attractor", "chimera", "mask")
 _TINY = 1e-10
 # Keys whose change does not invalidate a checkpoint: `epochs` may grow (resume and
 # train further); device and progress bars do not change what is computed.
@@ -64,22 +74,28 @@ class DanetTrainConfig:
     embedding_dim: int = 20
     dropout: float = 0.0
     epochs: int = 20
-    kmeans_epochs: int = 5
+    kmeans_epochs: int = 0  # the paper recipe: 5 of 20 (objective attractor)
     batch_size: int = 32
     lr: float = 1e-3
     threshold_db: float | None = 40.0  # None: every bin counts (the original work)
     attractor: str = "ideal"
     loss: str = "linear_mse"
     mask: str = "ratio"
-    train_snr_db: tuple[float, float] | None = (-5.0, 5.0)
-    chunks_per_epoch: int | None = None
+    objective: str = "chimera"
+    head_weight: float = 0.5
+    train_snr_db: tuple[float, float] = (-10.0, 15.0)
+    max_gain_db: float = 20.0
+    steps_per_epoch: int = 180
+    val_fraction: float = 0.15
+    val_examples: int = 128
     grad_clip: float | None = None
     seed: int = 0
     device: str = "auto"
+    noises: int = 1  # the top-level `noises`: noise clips in each training mixture
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("hidden", "layers", "embedding_dim", "epochs", "batch_size"):
+        for key in ("hidden", "layers", "embedding_dim", "epochs", "batch_size", "steps_per_epoch", "val_examples"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ParamError(f"params.yaml: danet.{key}={value!r} must be a positive integer")
@@ -103,27 +119,41 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.mask={self.mask!r} is not allowed; use one of {', '.join(MASK_KINDS)}")
         if self.device not in DEVICES:
             raise ParamError(f"params.yaml: danet.device={self.device!r} is not allowed; use one of {', '.join(DEVICES)}")
-        if self.chunks_per_epoch is not None and (not isinstance(self.chunks_per_epoch, int) or self.chunks_per_epoch <= 0):
-            raise ParamError(f"params.yaml: danet.chunks_per_epoch={self.chunks_per_epoch!r} must be a positive integer or null")
+        if self.objective not in OBJECTIVES:
+            raise ParamError(f"params.yaml: danet.objective={self.objective!r} is not allowed; use one of {', '.join(OBJECTIVES)}")
+        if self.objective == "mask" and (self.kmeans_epochs or self.attractor != "ideal"):
+            raise ParamError("params.yaml: danet.objective=mask has no attractors: set danet.kmeans_epochs: 0")
+        if not 0.0 < self.head_weight < 1.0:
+            raise ParamError(f"params.yaml: danet.head_weight={self.head_weight!r} must be in (0, 1)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ParamError(f"params.yaml: danet.val_fraction={self.val_fraction!r} must be in [0, 1)")
+        if not self.max_gain_db > 0:
+            raise ParamError(f"params.yaml: danet.max_gain_db={self.max_gain_db!r} must be a positive number of dB")
+        if self.noises not in (1, 2):
+            raise ParamError(f"params.yaml: noises={self.noises!r} is not supported; use 1 or 2")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ParamError(f"params.yaml: danet.grad_clip={self.grad_clip!r} must be a positive number or null")
 
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The model heads the objective trains."""
+        return {"attractor": ("embedding",), "chimera": ("embedding", "mask"), "mask": ("mask",)}[self.objective]
+
     @classmethod
-    def from_params(cls, danet: Mapping[str, Any]) -> "DanetTrainConfig":
-        """Build from ``params["danet"]``; unknown keys are an error (a typo must not be silently ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_params(cls, danet: Mapping[str, Any], noises: int = 1) -> "DanetTrainConfig":
+        """Build from ``params["danet"]`` and the top-level ``noises``; unknown keys are an error (a typo must not pass)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"noises"}
         unknown = sorted(set(danet) - names)
         if unknown:
             raise ParamError(f"params.yaml: unknown key(s) danet.{', danet.'.join(unknown)}; allowed: {', '.join(sorted(names))}")
-        values = dict(danet)
+        values = dict(danet) | {"noises": noises}
         snr = values.get("train_snr_db", cls.train_snr_db)
-        if snr is not None:
-            if isinstance(snr, (int, float)) and not isinstance(snr, bool):
-                snr = (float(snr), float(snr))
-            if not (isinstance(snr, (list, tuple)) and len(snr) == 2 and float(snr[0]) <= float(snr[1])):
-                raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, a number, or null")
-            values["train_snr_db"] = (float(snr[0]), float(snr[1]))
-        for key in ("dropout", "lr", "threshold_db"):
+        if isinstance(snr, (int, float)) and not isinstance(snr, bool):
+            snr = (float(snr), float(snr))
+        if not (isinstance(snr, (list, tuple)) and len(snr) == 2 and float(snr[0]) <= float(snr[1])):
+            raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, or a number")
+        values["train_snr_db"] = (float(snr[0]), float(snr[1]))
+        for key in ("dropout", "lr", "threshold_db", "head_weight", "val_fraction", "max_gain_db"):
             if values.get(key) is not None:
                 try:
                     values[key] = float(values[key])
@@ -133,7 +163,7 @@ class DanetTrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["train_snr_db"] = list(self.train_snr_db) if self.train_snr_db is not None else None
+        out["train_snr_db"] = list(self.train_snr_db)
         return out
 
 
@@ -146,7 +176,9 @@ class EpochStats:
     seconds: float
     chunks: int
     chunks_per_s: float
-    attractors: str  # "ideal", "kmeans" or "anchored"
+    attractors: str  # "ideal", "kmeans", "anchored" or "head" (objective mask)
+    val_loss: float = float("nan")
+    val_si_sdr: float = float("nan")  # dB, music, on the held-out validation mixtures
 
 
 @dataclass
@@ -163,6 +195,7 @@ class TrainResult:
     n_chunks: int  # chunks per epoch
     device: str
     history: list[EpochStats] = field(default_factory=list)  # every epoch, resumed ones included
+    best_epoch: int = 0  # the epoch whose weights are exported (best validation SI-SDR)
 
     @property
     def chunks_per_s(self) -> float:
@@ -181,7 +214,7 @@ class TrainResult:
 
 
 def data_fingerprint(store: FeatureStore) -> str:
-    """Hash of the STFT settings and the chunk index (its per-chunk RMS columns change with the mix)."""
+    """Hash of the STFT settings and the clip index (clips, lengths and powers)."""
     digest = hashlib.sha256(repr(dataclasses.asdict(store.config)).encode())
     digest.update(pd.util.hash_pandas_object(store.index, index=False).to_numpy().tobytes())
     return digest.hexdigest()
@@ -197,24 +230,8 @@ def build_model(cfg: DanetTrainConfig, n_freq: int) -> DANet:
         n_sources=len(SOURCES),
         dropout=cfg.dropout,
         threshold_db=cfg.threshold_db,
+        heads=cfg.heads,
     )
-
-
-def noise_gains(
-    music: torch.Tensor, noise: torch.Tensor, snr_db: tuple[float, float], generator: torch.Generator
-) -> torch.Tensor:
-    """Per-chunk gains ``(B, 1, 1)`` for ``noise`` so that music/noise energy is uniform in ``snr_db``.
-
-    A chunk with (near) silent music or noise keeps gain 1: no SNR can be set there.
-    Gains are limited to +-40 dB so one near-silent chunk cannot blow up the batch.
-    """
-    lo, hi = snr_db
-    snr = lo + (hi - lo) * torch.rand(music.shape[0], generator=generator)
-    e_music = music.abs().square().sum(dim=(1, 2)).double().cpu()
-    e_noise = noise.abs().square().sum(dim=(1, 2)).double().cpu()
-    gain = torch.sqrt(e_music / (e_noise.clamp_min(_TINY) * 10.0 ** (snr.double() / 10.0)))
-    gain = torch.where((e_music > _TINY) & (e_noise > _TINY), gain, torch.ones_like(gain)).clamp(0.01, 100.0)
-    return gain.to(device=noise.device, dtype=noise.real.dtype).reshape(-1, 1, 1)
 
 
 def _match_key(cfg: DanetTrainConfig, model: DANet, fingerprint: str) -> dict[str, Any]:
@@ -245,11 +262,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def export_model(checkpoint_path: str | os.PathLike[str], model_path: str | os.PathLike[str]) -> None:
-    """Write the inference part of a finished checkpoint (no optimizer or RNG state) to ``model_path``, atomically."""
+    """Write the inference part of a finished checkpoint (best epoch's weights, no optimizer or RNG state), atomically."""
     state = load_checkpoint(checkpoint_path)
     if not state.get("complete", False):
         raise ValueError(f"{checkpoint_path}: training is not finished (epoch {state['epoch']}); rerun `dvc repro train_danet`")
-    save_checkpoint(model_path, {k: v for k, v in state.items() if k not in ("optimizer_state", "rng")})
+    best = state["best"]
+    model = {k: v for k, v in state.items() if k not in ("optimizer_state", "rng", "best")}
+    # The exported weights are those of the best validation epoch, not necessarily the last.
+    model |= {"model_state": best["state"], "train_attractors": best["attractors"], "best_epoch": best["epoch"],
+              "best_val_si_sdr": best["si_sdr"]}  # fmt: skip
+    save_checkpoint(model_path, model)
 
 
 def model_from_checkpoint(state: Mapping[str, Any]) -> DANet:
@@ -257,6 +279,101 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> DANet:
     model = DANet(**state["model_config"])
     model.load_state_dict(state["model_state"])
     return model.eval()
+
+
+class _StepOutput(NamedTuple):
+    loss: torch.Tensor
+    attractors: torch.Tensor | None  # (B, C, K) in source order, None for objective mask
+    present: torch.Tensor | None  # (B, C): 1 where the source had active bins (its attractor means something)
+
+
+def _step(model: DANet, music: torch.Tensor, noise: torch.Tensor, cfg: DanetTrainConfig, stft_cfg: StftConfig,
+          use_kmeans: bool) -> _StepOutput:
+    """The training objective on one batch of complex ``(B, T, F)`` sources."""
+    mix = music + noise
+    sources = torch.stack([music, noise])
+    mag = mix.abs()
+
+    def loss_of(masks: torch.Tensor, permutation_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        return mask_loss(mix, sources, masks, cfg.loss, cfg.mask, stft_cfg, permutation_invariant)
+
+    if cfg.objective == "mask":
+        out = model(mag, attractor_source="head", return_details=True)
+        return _StepOutput(loss_of(out.head_masks)[0], None, None)
+    assignment = None
+    if cfg.attractor == "anchored":
+        out = model(mag, attractor_source="anchored", return_details=True)
+    elif use_kmeans:
+        out = model(mag, attractor_source="kmeans", return_details=True)
+    else:
+        assignment = ideal_binary_assignment(sources)
+        out = model(mag, attractor_source="ideal", ideal_assignment=assignment, return_details=True)
+    loss, order = loss_of(out.masks, permutation_invariant=use_kmeans)
+    if cfg.objective == "chimera":
+        loss = (1.0 - cfg.head_weight) * loss + cfg.head_weight * loss_of(out.head_masks)[0]
+    with torch.no_grad():
+        a = out.attractors.gather(1, order.unsqueeze(-1).expand(-1, -1, out.attractors.shape[-1]))
+        if assignment is None:
+            present = torch.ones(a.shape[:2], device=a.device)
+        else:
+            # A source with no active bin in the chunk has no attractor (it is 0): skip it.
+            present = ((assignment.reshape(a.shape[0], -1, a.shape[1]) * out.active.unsqueeze(-1)).sum(1) > 0).to(a.dtype)
+    return _StepOutput(loss, a, present)
+
+
+def inference_attractors(cfg: DanetTrainConfig) -> str:
+    """How the model's music mask is formed at inference: the head, the anchors or k-means."""
+    if cfg.objective != "attractor":
+        return "head"
+    return "anchored" if cfg.attractor == "anchored" else "kmeans"
+
+
+def validate(
+    model: DANet, batches: list[tuple[torch.Tensor, torch.Tensor]], cfg: DanetTrainConfig, stft_cfg: StftConfig,
+    device: torch.device,
+) -> tuple[float, float]:
+    """``(loss, music SI-SDR in dB)`` of the inference path on fixed validation batches.
+
+    The SI-SDR is loss-agnostic, so it also picks the best epoch when ``danet.loss``
+    changes. k-means clusters are matched to the sources by the better order, as the
+    permutation-invariant loss does.
+    """
+    source = inference_attractors(cfg)
+    model.eval()
+    loss_sum = sdr_sum = 0.0
+    n = n_sdr = 0
+    with torch.no_grad():
+        for music, noise in batches:
+            music, noise = music.to(device), noise.to(device)
+            mix = music + noise
+            sources = torch.stack([music, noise])
+            masks = model(mix.abs(), attractor_source=source)
+            loss, order = mask_loss(mix, sources, masks, cfg.loss, cfg.mask, stft_cfg, permutation_invariant=source == "kmeans")
+            music_mask = masks.gather(-1, order[:, :1].reshape(-1, 1, 1, 1).expand(*masks.shape[:-1], 1))[..., 0]
+            length = (mix.shape[1] - 1) * stft_cfg.hop
+            reference = istft(music, stft_cfg, length)
+            estimate = istft(music_mask * mix, stft_cfg, length)
+            audible = reference.square().mean(-1) > 1e-10
+            loss_sum += float(loss) * music.shape[0]
+            n += music.shape[0]
+            sdr_sum += float(si_sdr(estimate, reference)[audible].sum())
+            n_sdr += int(audible.sum())
+    model.train()
+    return loss_sum / max(n, 1), sdr_sum / n_sdr if n_sdr else float("nan")
+
+
+def make_mixers(store: FeatureStore, cfg: DanetTrainConfig) -> tuple[DynamicMixer, DynamicMixer | None]:
+    """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out.
+
+    No validation mixer when ``val_fraction`` is 0 or too few groups exist to hold any out.
+    """
+    music_train, music_val = split_groups(store.clips("music")["group"], cfg.val_fraction, cfg.seed)
+    noise_train, noise_val = split_groups(store.clips("noise")["group"], cfg.val_fraction, cfg.seed)
+    train = DynamicMixer(store, music_train, noise_train, cfg.noises, cfg.train_snr_db, cfg.max_gain_db)
+    n_val_noise = int(store.clips("noise")["group"].isin(noise_val).sum())
+    if not music_val or n_val_noise < cfg.noises:
+        return train, None
+    return train, DynamicMixer(store, music_val, noise_val, cfg.noises, cfg.train_snr_db, cfg.max_gain_db)
 
 
 def train_danet(
@@ -269,7 +386,9 @@ def train_danet(
     checkpoint_path = Path(checkpoint_path)
     device = resolve_device(cfg.device, "danet.device")
     if len(store) == 0:
-        raise ValueError(f"{store.root}: the feature store has no chunks; check data/mixtures.parquet has train mixtures")
+        raise ValueError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
+    train_mixer, val_mixer = make_mixers(store, cfg)
+    val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, store.config.n_freq)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -277,6 +396,7 @@ def train_danet(
     losses: list[float] = []
     history: list[EpochStats] = []
     attractors = torch.zeros(len(SOURCES), cfg.embedding_dim)
+    best: dict[str, Any] = {"epoch": 0, "si_sdr": -math.inf, "state": None}
     start_epoch = 1
 
     if checkpoint_path.is_file():
@@ -287,6 +407,7 @@ def train_danet(
             losses = list(state["losses"])
             history = [EpochStats(**h) for h in state.get("history", [])]
             attractors = state["train_attractors"]
+            best = dict(state["best"])
             torch.set_rng_state(state["rng"]["torch"])
             if device.type == "cuda" and state["rng"].get("cuda") is not None:
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -304,63 +425,31 @@ def train_danet(
             if isinstance(v, torch.Tensor) and k != "step":
                 group[k] = v.to(device)
 
-    dataset = ChunkDataset(store)
-    n_chunks = min(cfg.chunks_per_epoch or len(dataset), len(dataset))
+    n_chunks = cfg.steps_per_epoch * cfg.batch_size
     total_seconds, total_chunks = 0.0, 0
     for epoch in range(start_epoch, cfg.epochs + 1):
-        use_kmeans = epoch > cfg.epochs - cfg.kmeans_epochs
-        source = "kmeans" if use_kmeans else cfg.attractor
-        order_gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch, 0))
-        mix_gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch, 1))
-        if n_chunks < len(dataset):
-            order = torch.randperm(len(dataset), generator=order_gen)[:n_chunks].tolist()
-        else:
-            order = dataset.shard_grouped_order(order_gen)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=order, num_workers=0)
+        use_kmeans = cfg.objective != "mask" and epoch > cfg.epochs - cfg.kmeans_epochs
+        source = "head" if cfg.objective == "mask" else "kmeans" if use_kmeans else cfg.attractor
+        rng = np.random.default_rng(_epoch_seed(cfg.seed, epoch, 1))
         model.train()
         start = time.perf_counter()
         loss_sum, seen = 0.0, 0
         attractor_sum = torch.zeros(len(SOURCES), cfg.embedding_dim, dtype=torch.float64)
         attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
-        bar = tqdm(
-            loader,
-            desc=f"danet {epoch}/{cfg.epochs} ({source})",
-            unit="batch",
-            disable=not cfg.progress,
-            leave=False,
-            mininterval=2.0,
-        )
-        for music, noise in bar:
-            music, noise = music.to(device), noise.to(device)
-            if cfg.train_snr_db is not None:
-                noise = noise * noise_gains(music, noise, cfg.train_snr_db, mix_gen)
-            sources = torch.stack([music, noise])
-            mag = (music + noise).abs()
-            target = ideal_masks(sources, cfg.mask)
-            if cfg.attractor == "anchored":
-                out = model(mag, attractor_source="anchored", return_details=True)
-            elif use_kmeans:
-                out = model(mag, attractor_source="kmeans", return_details=True)
-            else:
-                assignment = ideal_binary_assignment(sources)
-                out = model(mag, attractor_source="ideal", ideal_assignment=assignment, return_details=True)
-            loss, order_used = danet_loss(mag, target, out.masks, cfg.loss, permutation_invariant=use_kmeans)
+        bar = tqdm(range(cfg.steps_per_epoch), desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
+                   disable=not cfg.progress, leave=False, mininterval=2.0)  # fmt: skip
+        for _ in bar:
+            music, noise = (x.to(device) for x in train_mixer.batch(rng, cfg.batch_size))
+            out = _step(model, music, noise, cfg, store.config, use_kmeans)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            out.loss.backward()
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-
-            with torch.no_grad():
-                a = out.attractors.gather(1, order_used.unsqueeze(-1).expand(-1, -1, out.attractors.shape[-1]))
-                if use_kmeans or cfg.attractor == "anchored":
-                    present = torch.ones(a.shape[:2], device=a.device)
-                else:
-                    # A source with no active bin in the chunk has no attractor (it is 0): skip it.
-                    present = ((assignment.reshape(a.shape[0], -1, a.shape[1]) * out.active.unsqueeze(-1)).sum(1) > 0).to(a.dtype)
-                attractor_sum += (a * present.unsqueeze(-1)).sum(0).double().cpu()
-                attractor_count += present.sum(0).double().cpu().unsqueeze(-1)
-            loss_sum += float(loss.detach()) * music.shape[0]
+            if out.attractors is not None:
+                attractor_sum += (out.attractors * out.present.unsqueeze(-1)).sum(0).double().cpu()
+                attractor_count += out.present.sum(0).double().cpu().unsqueeze(-1)
+            loss_sum += float(out.loss.detach()) * music.shape[0]
             seen += music.shape[0]
             bar.set_postfix(loss=f"{loss_sum / seen:.4g}", refresh=False)
         bar.close()
@@ -371,8 +460,15 @@ def train_danet(
                 f"DANet training diverged at epoch {epoch} (loss {epoch_loss}); lower danet.lr or set danet.grad_clip"
             )
         losses.append(epoch_loss)
-        attractors = (attractor_sum / attractor_count.clamp_min(1.0)).float()
-        stats = EpochStats(epoch, epoch_loss, seconds, seen, seen / seconds, source)
+        if cfg.objective != "mask":
+            attractors = (attractor_sum / attractor_count.clamp_min(1.0)).float()
+        val_loss, val_sdr = validate(model, val_batches, cfg, store.config, device) if val_batches else (math.nan, math.nan)
+        # Without validation data the last epoch is kept; with it, the best one.
+        if not val_batches or val_sdr > best["si_sdr"]:
+            best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                    "attractors": attractors.clone()}  # fmt: skip
+        stats = EpochStats(epoch, epoch_loss, seconds, seen, seen / seconds, source, val_loss, val_sdr)
         history.append(stats)
         save_checkpoint(
             checkpoint_path,
@@ -386,6 +482,7 @@ def train_danet(
                 "losses": losses,
                 "history": [dataclasses.asdict(h) for h in history],
                 "train_attractors": attractors,
+                "best": best,
                 "sources": list(SOURCES),
                 "stft": dataclasses.asdict(store.config),
                 "params": cfg.as_dict(),
@@ -401,10 +498,11 @@ def train_danet(
         if on_epoch is not None:
             on_epoch(stats)
 
+    model.load_state_dict(best["state"])
     return TrainResult(
         model=model.cpu().eval(),
         losses=losses,
-        train_attractors=attractors,
+        train_attractors=best["attractors"],
         start_epoch=start_epoch,
         epochs=cfg.epochs,
         seconds=total_seconds,
@@ -412,6 +510,7 @@ def train_danet(
         n_chunks=n_chunks,
         device=str(device),
         history=history,
+        best_epoch=best["epoch"],
     )
 
 

@@ -1,17 +1,21 @@
-"""STFT chunks of the training mixtures' sources: NPZ shards + a Parquet index.
+"""STFTs of the separator's training sources: one array per source kind + a Parquet index.
 
-For every training mixture the music and the (summed) noise are resampled to the
-STFT rate, transformed, and cut into non-overlapping chunks of ``chunk_frames``
-frames (a trailing partial chunk is dropped). Sources are stored separately because
-the STFT is linear: the training loop forms the mixture as ``music + gain * noise``,
-so one set of features serves dynamic mixing at any SNR.
+Every training music clip and every training noise clip is resampled to the STFT rate
+and transformed ONCE, whole. Mixtures are formed later, at training time, by
+:mod:`danet_music2vec.dynamic_mixing`: any music excerpt with any noise excerpt at any
+offset and level (the STFT is linear, so ``STFT(music + g * noise) = M + g * N``). No
+mixture is stored, and the features do not depend on ``noises`` or ``mix.*``.
 
-Storage: each shard ``shard-NNNNN.npz`` holds arrays ``music`` and ``noise`` shaped
-``(N, 2, frames, freq)`` (real, imaginary) in float16 — STFT magnitudes of audio in
-[-1, 1] stay far below float16's range, and half the bytes means half the I/O.
-``index.parquet`` has one row per chunk; ``meta.json`` the STFT settings. Chunks are
-written streaming, one shard in memory at a time, so memory does not grow with the
-data set.
+Storage (``data/features/``):
+
+- ``music.npy`` / ``noise.npy``: the frames of all clips of that kind, concatenated,
+  shaped ``(frames, 2, freq)`` (real, imaginary) in float16 — STFT values of audio in
+  [-1, 1] stay far below float16's range, and half the bytes means half the I/O. Read
+  memory-mapped, so a large data set costs page cache, not process memory.
+- ``index.parquet``: one row per clip: ``clip_id, kind, group, start, frames, power``
+  (``group`` keeps the excerpts of one track or one source recording together when
+  training tracks are held out for validation; ``power`` is the clip's mean bin power).
+- ``meta.json``: the STFT settings.
 """
 
 from __future__ import annotations
@@ -19,103 +23,81 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_dir, write_json
-from danet_music2vec.audio import resample
-from danet_music2vec.data.mixing import render_mixture
+from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.dsp import StftConfig, stft
 
-INDEX_COLUMNS = ["chunk_id", "shard", "row", "mixture_id", "start_frame", "music_rms", "noise_rms"]
+KINDS = ("music", "noise")
+INDEX_COLUMNS = ["clip_id", "kind", "group", "start", "frames", "power"]
+CLIP_COLUMNS = ["clip_id", "kind", "group", "path"]
 
 
-def _to_pairs(spec: torch.Tensor) -> np.ndarray:
+def to_pairs(spec: torch.Tensor) -> np.ndarray:
+    """Complex ``(frames, freq)`` -> float16 ``(frames, 2, freq)``."""
     return torch.stack([spec.real, spec.imag], dim=1).numpy().astype(np.float16)
 
 
-def _to_complex(pairs: np.ndarray) -> np.ndarray:
-    pairs = pairs.astype(np.float32)
-    return (pairs[:, 0] + 1j * pairs[:, 1]).astype(np.complex64)
+def to_complex(pairs: np.ndarray) -> torch.Tensor:
+    """float16 ``(..., 2, freq)`` -> complex64 ``(..., freq)``."""
+    pairs = torch.from_numpy(np.asarray(pairs, dtype=np.float32))
+    return torch.complex(pairs[..., 0, :], pairs[..., 1, :])
 
 
-def source_chunks(music: np.ndarray, noise: np.ndarray, sample_rate: int, cfg: StftConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Complex STFT chunks ``(n_chunks, chunk_frames, n_freq)`` of music and noise."""
-    waves = torch.from_numpy(np.stack([resample(music, sample_rate, cfg.sample_rate), resample(noise, sample_rate, cfg.sample_rate)]))
-    spec = stft(waves, cfg)  # (2, frames, freq)
-    n_chunks = spec.shape[1] // cfg.chunk_frames
-    chunks = spec[:, : n_chunks * cfg.chunk_frames].reshape(2, n_chunks, cfg.chunk_frames, cfg.n_freq)
-    return chunks[0], chunks[1]
+def clip_stft(audio: np.ndarray, sample_rate: int, cfg: StftConfig) -> torch.Tensor:
+    """Complex STFT ``(frames, freq)`` of one clip at the model's rate."""
+    return stft(torch.from_numpy(np.ascontiguousarray(resample(audio, sample_rate, cfg.sample_rate))), cfg)
 
 
 def write_features(
-    mixtures: pd.DataFrame,
+    clips: pd.DataFrame,
     cfg: StftConfig,
     out_dir: str | os.PathLike[str],
-    shard_chunks: int,
-    render: Callable[[Any], Any] = render_mixture,
+    sample_rate: int,
+    load: Callable[[str], np.ndarray] | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Write the chunks of every mixture in ``mixtures`` to ``out_dir`` (replaced atomically).
+    """Write the STFT of every clip in ``clips`` (columns :data:`CLIP_COLUMNS`) to ``out_dir``, atomically.
 
     Returns summary numbers for the stage's metrics.
     """
-    stats = {"mixtures": 0, "chunks": 0, "shards": 0, "audio_seconds": 0.0, "bytes": 0}
-    index: list[dict[str, Any]] = []
+    missing = sorted(set(CLIP_COLUMNS) - set(clips.columns))
+    if missing:
+        raise ValueError(f"write_features needs columns {', '.join(CLIP_COLUMNS)}; missing {', '.join(missing)}")
+    load = load or (lambda path: load_audio(path, sample_rate))
+    stats: dict[str, float] = {"audio_seconds": 0.0, "bytes": 0}
+    index: list[dict[str, object]] = []
+    frames: dict[str, list[np.ndarray]] = {kind: [] for kind in KINDS}
+    offset = dict.fromkeys(KINDS, 0)
+    for row in tqdm(list(clips.itertuples()), desc="features", unit="clip", disable=not progress):
+        if row.kind not in KINDS:
+            raise ValueError(f"{row.path}: kind {row.kind!r} is neither music nor noise")
+        audio = load(row.path)
+        spec = clip_stft(audio, sample_rate, cfg)
+        frames[row.kind].append(to_pairs(spec))
+        power = float(spec.abs().square().mean())
+        index.append({"clip_id": row.clip_id, "kind": row.kind, "group": row.group, "start": offset[row.kind],
+                      "frames": spec.shape[0], "power": power})  # fmt: skip
+        offset[row.kind] += spec.shape[0]
+        stats["audio_seconds"] += audio.shape[0] / sample_rate
+    table = pd.DataFrame(index, columns=INDEX_COLUMNS)
     with atomic_dir(out_dir) as tmp:
-        buffer: list[tuple[np.ndarray, np.ndarray]] = []
-
-        def flush() -> None:
-            if not buffer:
-                return
-            name = f"shard-{stats['shards']:05d}.npz"
-            np.savez(tmp / name, music=np.concatenate([b[0] for b in buffer]), noise=np.concatenate([b[1] for b in buffer]))
-            stats["bytes"] += (tmp / name).stat().st_size
-            stats["shards"] += 1
-            buffer.clear()
-
-        rows_in_shard = 0
-        for row in tqdm(list(mixtures.itertuples()), desc="features", unit="mix", disable=not progress):
-            rendered = render(row)
-            music, noise = source_chunks(rendered.music, rendered.noise, int(row.sample_rate), cfg)
-            stats["mixtures"] += 1
-            stats["audio_seconds"] += row.num_samples / row.sample_rate
-            start = 0
-            while start < music.shape[0]:
-                take = min(shard_chunks - rows_in_shard, music.shape[0] - start)
-                part_m, part_n = music[start : start + take], noise[start : start + take]
-                music_rms = part_m.abs().square().mean(dim=(1, 2)).sqrt().tolist()
-                noise_rms = part_n.abs().square().mean(dim=(1, 2)).sqrt().tolist()
-                for i in range(take):
-                    index.append(
-                        {
-                            "chunk_id": stats["chunks"],
-                            "shard": f"shard-{stats['shards']:05d}.npz",
-                            "row": rows_in_shard + i,
-                            "mixture_id": row.mixture_id,
-                            "start_frame": (start + i) * cfg.chunk_frames,
-                            "music_rms": music_rms[i],
-                            "noise_rms": noise_rms[i],
-                        }
-                    )
-                    stats["chunks"] += 1
-                buffer.append((_to_pairs(part_m), _to_pairs(part_n)))
-                rows_in_shard += take
-                start += take
-                if rows_in_shard == shard_chunks:
-                    flush()
-                    rows_in_shard = 0
-        flush()
-        pd.DataFrame(index, columns=INDEX_COLUMNS).to_parquet(tmp / "index.parquet", index=False)
-        write_json(tmp / "meta.json", {"stft": dataclasses.asdict(cfg), "shard_chunks": shard_chunks})
+        for kind in KINDS:
+            n_freq = cfg.n_freq
+            data = np.concatenate(frames[kind]) if frames[kind] else np.zeros((0, 2, n_freq), np.float16)
+            np.save(tmp / f"{kind}.npy", data)
+            stats["bytes"] += (tmp / f"{kind}.npy").stat().st_size
+            stats[f"clips.{kind}"] = int((table["kind"] == kind).sum())
+            stats[f"seconds.{kind}"] = float(table.loc[table["kind"] == kind, "frames"].sum() * cfg.hop / cfg.sample_rate)
+        table.to_parquet(tmp / "index.parquet", index=False)
+        write_json(tmp / "meta.json", {"stft": dataclasses.asdict(cfg)})
     return stats
 
 
@@ -125,58 +107,19 @@ class FeatureStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         meta_path = self.root / "meta.json"
-        if not meta_path.is_file():
+        if not meta_path.is_file() or not (self.root / "music.npy").is_file():
             raise FileNotFoundError(f"{meta_path}: no features here; run `dvc repro features`")
-        meta = json.loads(meta_path.read_text())
-        self.config = StftConfig(**meta["stft"])
+        self.config = StftConfig(**json.loads(meta_path.read_text())["stft"])
         self.index = pd.read_parquet(self.root / "index.parquet")
+        self._arrays = {kind: np.load(self.root / f"{kind}.npy", mmap_mode="r") for kind in KINDS}
 
-    def load_shard(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(music, noise)`` complex64 arrays shaped ``(N, chunk_frames, n_freq)``."""
-        with np.load(self.root / name) as shard:
-            return _to_complex(shard["music"]), _to_complex(shard["noise"])
+    def clips(self, kind: str) -> pd.DataFrame:
+        """The index rows of one kind (``music`` or ``noise``)."""
+        return self.index[self.index["kind"] == kind]
+
+    def frames(self, kind: str, start: int, n: int) -> torch.Tensor:
+        """Complex ``(n, freq)`` frames of the concatenated ``kind`` array from ``start``."""
+        return to_complex(self._arrays[kind][start : start + n])
 
     def __len__(self) -> int:
         return len(self.index)
-
-
-class ChunkDataset(Dataset):
-    """``(music, noise)`` complex64 tensors ``(frames, freq)`` per chunk, with a bounded shard cache.
-
-    Use :meth:`shard_grouped_order` as the sampling order for large stores: it visits
-    shards in random order and chunks within a shard in random order, so each shard
-    is decoded about once per epoch.
-    """
-
-    def __init__(self, store: FeatureStore, max_cached_shards: int = 16) -> None:
-        self.store = store
-        self.shards = store.index["shard"].to_numpy()
-        self.rows = store.index["row"].to_numpy()
-        self.max_cached_shards = max_cached_shards
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def _shard(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        if name in self._cache:
-            self._cache.move_to_end(name)
-        else:
-            self._cache[name] = self.store.load_shard(name)
-            if len(self._cache) > self.max_cached_shards:
-                self._cache.popitem(last=False)
-        return self._cache[name]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        music, noise = self._shard(self.shards[i])
-        return torch.from_numpy(music[self.rows[i]]), torch.from_numpy(noise[self.rows[i]])
-
-    def shard_grouped_order(self, generator: torch.Generator) -> list[int]:
-        """A random permutation of chunk indices that keeps each shard's chunks together."""
-        groups = pd.Series(np.arange(len(self))).groupby(self.shards).indices
-        names = sorted(groups)
-        order: list[int] = []
-        for s in torch.randperm(len(names), generator=generator).tolist():
-            members = groups[names[s]]
-            order.extend(members[torch.randperm(len(members), generator=generator).numpy()].tolist())
-        return order

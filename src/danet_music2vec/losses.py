@@ -19,9 +19,17 @@ Loss (``danet.loss``):
   error between ``log(|X|*M + eps)`` of both, with ``eps`` 80 dB below the chunk's
   loudest bin so that silent bins cannot dominate through ``log 0``.
 
-Both take ``masks`` shaped ``(B, T, F, C)``; with ``permutation_invariant=True`` the
-loss of each chunk is the minimum over source orders of the estimate (needed when the
-attractors come from k-means, whose cluster order is arbitrary).
+- ``psa``: the truncated phase-sensitive approximation (Erdogan et al. 2015) on the
+  stored complex STFTs: ``|X| * M_est`` against ``|S| cos(angle S - angle X)`` clipped to
+  ``[0, |X|]``: the best a real-valued mask can do, phase errors included;
+- ``si_sdr``: minus the scale-invariant SDR (Le Roux et al. 2019) of each source, the
+  masked mixture taken back to the waveform through the inverse STFT: the measure the
+  separation is judged by, trained end to end.
+
+All take ``masks`` shaped ``(B, T, F, C)`` (:func:`mask_loss`); with
+``permutation_invariant=True`` the loss of each chunk is the minimum over source orders
+of the estimate (needed when the attractors come from k-means, whose cluster order is
+arbitrary).
 """
 
 from __future__ import annotations
@@ -30,10 +38,13 @@ import itertools
 
 import torch
 
+from danet_music2vec.dsp import StftConfig, istft
 from danet_music2vec.params import ParamError
 
 MASK_KINDS = ("ratio", "wiener", "binary")
-LOSS_KINDS = ("linear_mse", "log_mse")
+# Losses on an ideal mask target (danet_loss) and on the sources themselves (mask_loss).
+MASK_TARGET_LOSSES = ("linear_mse", "log_mse")
+LOSS_KINDS = MASK_TARGET_LOSSES + ("psa", "si_sdr")
 _TINY = 1e-8
 
 
@@ -94,3 +105,58 @@ def danet_loss(
     best, idx = losses.min(0)
     order = torch.tensor(perms, device=idx.device)[idx]
     return best.mean(), order
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Scale-invariant SDR in dB over the last axis (zero-mean signals); shapes ``(..., samples)``."""
+    estimate = estimate - estimate.mean(-1, keepdim=True)
+    reference = reference - reference.mean(-1, keepdim=True)
+    scale = (estimate * reference).sum(-1, keepdim=True) / (reference.square().sum(-1, keepdim=True) + _TINY)
+    target = scale * reference
+    # As asteroid's: an all-zero estimate scores 10 log10(_TINY) = -80 dB, not a neutral 0 dB.
+    return 10.0 * torch.log10(target.square().sum(-1) / ((estimate - target).square().sum(-1) + _TINY) + _TINY)
+
+
+def _best_order(per_perm: torch.Tensor, perms: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+    best, idx = per_perm.min(0)
+    return best.mean(), torch.tensor(perms, device=idx.device)[idx]
+
+
+def mask_loss(
+    mix: torch.Tensor,
+    sources: torch.Tensor,
+    masks: torch.Tensor,
+    kind: str,
+    mask_kind: str = "ratio",
+    stft_cfg: StftConfig | None = None,
+    permutation_invariant: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of estimated ``masks (B, T, F, C)`` for complex mixture ``mix (B, T, F)`` and sources ``(C, B, T, F)``.
+
+    Returns ``(loss, order)`` as :func:`danet_loss`. ``mask_kind`` is the ideal mask of
+    the mask-target losses; ``stft_cfg`` is needed by ``si_sdr`` (the inverse STFT).
+    """
+    if kind in MASK_TARGET_LOSSES:
+        return danet_loss(mix.abs(), ideal_masks(sources, mask_kind), masks, kind, permutation_invariant)
+    n = masks.shape[-1]
+    perms = list(itertools.permutations(range(n))) if permutation_invariant else [tuple(range(n))]
+    if kind == "psa":
+        mag = mix.abs()
+        cos = torch.cos(sources.angle() - mix.angle().unsqueeze(0))
+        target = torch.minimum(torch.clamp(sources.abs() * cos, min=0.0), mag.unsqueeze(0)).movedim(0, -1)
+        per_perm = torch.stack([(mag.unsqueeze(-1) * masks[..., list(p)] - target).square().mean(dim=(1, 2, 3)) for p in perms])
+        return _best_order(per_perm, perms)
+    if kind == "si_sdr":
+        if stft_cfg is None:
+            raise ValueError("danet.loss=si_sdr needs the STFT settings for the inverse STFT")
+        length = (mix.shape[1] - 1) * stft_cfg.hop
+        reference = istft(sources.movedim(0, 1), stft_cfg, length)  # (B, C, L)
+        estimate = istft(masks.movedim(-1, 1) * mix.unsqueeze(1), stft_cfg, length)  # (B, C, L)
+        # A silent source (a chunk of digital silence) has no SI-SDR: it does not count.
+        audible = (reference.square().mean(-1) > _TINY).to(reference.dtype)  # (B, C)
+        per_perm = []
+        for p in perms:
+            value = si_sdr(estimate[:, list(p)], reference)
+            per_perm.append(-(value * audible).sum(-1) / audible.sum(-1).clamp_min(1.0))
+        return _best_order(torch.stack(per_perm), perms)
+    raise ParamError(f"params.yaml: danet.loss={kind!r} is not allowed; use one of {', '.join(LOSS_KINDS)}")

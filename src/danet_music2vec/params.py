@@ -106,7 +106,6 @@ def validate(params: dict[str, Any]) -> None:
     _seed(params, "split.seed")
     _seed(params, "mix.seed")
     parse_snr(_require(params, "mix.snr_db"))
-    _positive(params, "mix.train_mixtures_per_clip", integer=True)
     _positive(params, "mix.test_mixtures_per_clip", integer=True)
     for key in ("sample_rate", "n_fft", "hop", "chunk_frames", "shard_chunks"):
         _positive(params, f"stft.{key}", integer=True)

@@ -7,7 +7,11 @@ with a Hann weight per frame (normalised by the summed weights), so neighbouring
 cross-fade and there is no seam at chunk borders. The music mask is applied to the
 mixture STFT and inverted.
 
-Attractor policy (``attractor``):
+Masks (``masks``): ``"head"`` uses the model's mask-inference head (objectives
+``chimera`` and ``mask``): the music mask comes straight from the network, nothing is
+clustered, and music is always channel 0. ``"attractors"`` uses DANet's attractors:
+
+Attractor policy (``attractor``, with ``masks="attractors"``):
 
 - ``"kmeans"`` (the paper's inference): k-means over the active bins' embeddings.
   With ``kmeans_scope="track"`` (default, as the paper clusters a whole utterance) one
@@ -33,7 +37,10 @@ noise gets the rest), trading residual noise for fewer artifacts.
 ``output_rate``: ``"stft"`` returns audio at the STFT rate (e.g. 8 kHz). ``"full"``
 keeps the input's rate and band: the mask (time x frequency in seconds and Hz) is
 interpolated onto a STFT of the input at its own rate and applied there; above the
-model's Nyquist frequency the mask of the highest modelled bin is extended.
+model's Nyquist frequency the mask of the highest modelled bin is extended. Its FFT size
+is rounded up to a 2-3-5-smooth length (at 22.05 kHz, 706 = 2 x 353 would be 4x slower
+than 720), and only the music is inverse-transformed: the noise is the mixture minus
+the music, exactly, since the two masks sum to one.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.models.danet import DANet, kmeans
 
+MASK_SOURCES = ("head", "attractors")
 ATTRACTORS = ("kmeans", "fixed", "anchored")
 KMEANS_SCOPES = ("track", "chunk")
 OUTPUT_RATES = ("stft", "full")
@@ -65,6 +73,19 @@ MAX_KMEANS_POINTS = 200_000
 # Embeddings of all chunks are kept for the second pass only up to this size; longer
 # tracks recompute them instead (twice the network time, constant memory).
 EMBEDDING_CACHE_BYTES = 512 * 2**20
+
+
+def smooth_fft_size(n: int) -> int:
+    """The smallest even length >= ``n`` whose prime factors are 2, 3 and 5 (fast FFT sizes)."""
+    m = max(2, n + n % 2)
+    while True:
+        rest = m
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 2
 
 
 def chunk_starts(frames: int, chunk: int, overlap: float) -> tuple[list[int], int]:
@@ -113,7 +134,22 @@ class Separator:
         kmeans_init: str = "train",
         resolve_order: bool = True,
         mask_floor: float = 0.0,
+        masks: str | None = None,
     ) -> None:
+        if masks is None:  # what the model was trained for: its head if it has one
+            masks = "head" if getattr(model, "has_mask_head", False) else "attractors"
+        if masks not in MASK_SOURCES:
+            raise ValueError(f"params.yaml: separate.masks={masks!r} is not allowed; use one of {', '.join(MASK_SOURCES)}")
+        if masks == "head" and not getattr(model, "has_mask_head", False):
+            raise ValueError(
+                "params.yaml: separate.masks=head needs a model with a mask head (danet.objective: chimera or mask); "
+                "this one was trained with danet.objective: attractor: set separate.masks: attractors"
+            )
+        if masks == "attractors" and not getattr(model, "has_embedding", True):
+            raise ValueError(
+                "params.yaml: separate.masks=attractors needs DANet embeddings; this model was trained with "
+                "danet.objective: mask: set separate.masks: head"
+            )
         if attractor not in ATTRACTORS:
             raise ValueError(f"params.yaml: separate.attractor={attractor!r} is not allowed; use one of {', '.join(ATTRACTORS)}")
         if kmeans_scope not in KMEANS_SCOPES:
@@ -143,7 +179,7 @@ class Separator:
             raise ValueError(
                 f"train_attractors must be shaped ({n_sources}, embedding_dim), got {tuple(self.train_attractors.shape)}"
             )
-        self.attractor, self.overlap, self.batch_size = attractor, overlap, batch_size
+        self.mask_source, self.attractor, self.overlap, self.batch_size = masks, attractor, overlap, batch_size
         self.kmeans_scope, self.output_rate = kmeans_scope, output_rate
         self.kmeans_init, self.resolve_order, self.mask_floor = kmeans_init, resolve_order, mask_floor
         self.swaps = 0  # decisions where k-means' cluster order had to be swapped
@@ -165,6 +201,7 @@ class Separator:
             kmeans_init=separate["kmeans_init"],
             resolve_order=bool(separate["resolve_order"]),
             mask_floor=float(separate["mask_floor"]),
+            masks=separate["masks"],
         )
 
     @classmethod
@@ -176,7 +213,8 @@ class Separator:
                 f"{path}: training stopped after epoch {state['epoch']} of {state['params']['epochs']}; "
                 "rerun `dvc repro train_danet` to finish it"
             )
-        if kwargs.get("attractor") == "anchored" and state["params"].get("attractor") != "anchored":
+        if kwargs.get("masks") != "head" and kwargs.get("attractor") == "anchored" \
+                and state["params"].get("attractor") != "anchored":
             raise ValueError(
                 f"params.yaml: separate.attractor=anchored needs a model trained with danet.attractor=anchored; "
                 f"{path} was trained with danet.attractor={state['params'].get('attractor', 'ideal')}"
@@ -239,6 +277,8 @@ class Separator:
     def chunk_masks(self, chunks: torch.Tensor, attractors: torch.Tensor | None = None,
                     embeddings: torch.Tensor | None = None) -> torch.Tensor:
         """Masks ``(n, T, F, C)`` (music first) for magnitude chunks ``(n, T, F)``."""
+        if self.mask_source == "head":
+            return self.model.head_masks(chunks)
         v = self.model.embed(chunks) if embeddings is None else embeddings
         if self.attractor == "anchored":
             attractors = self.model.anchored_attractors(v, self.model.active(chunks))
@@ -258,7 +298,9 @@ class Separator:
         cache: list[torch.Tensor] | None = None
         attractors: torch.Tensor | None = None
         with torch.inference_mode():
-            if self.attractor == "fixed":
+            if self.mask_source == "head":
+                attractors = None  # the head needs none
+            elif self.attractor == "fixed":
                 attractors = self.train_attractors
             elif self.attractor == "anchored":
                 attractors = None  # per chunk, from the model's anchors
@@ -293,20 +335,23 @@ class Separator:
         spec = stft(low, self.cfg)
         masks = self.masks(spec)  # (frames, F, C)
         if self.output_rate == "stft":
-            out = istft(masks.movedim(-1, 0) * spec, self.cfg, length=low.shape[0])
+            mixture = low.numpy()
+            music = istft(masks[..., 0] * spec, self.cfg, length=low.shape[0])
         else:
             full_cfg = self._full_rate_config(sample_rate)
             full = torch.from_numpy(np.ascontiguousarray(wave))
             full_spec = stft(full, full_cfg)
-            full_masks = self._resample_masks(masks, full_spec.shape, full_cfg)
-            out = istft(full_masks * full_spec, full_cfg, length=full.shape[0])
-        return out[0].numpy().astype(np.float32), out[1].numpy().astype(np.float32)
+            music_mask = self._resample_masks(masks, full_spec.shape, full_cfg)[0]
+            mixture = wave
+            music = istft(music_mask * full_spec, full_cfg, length=full.shape[0])
+        music = music.numpy().astype(np.float32)
+        # The masks sum to one and the STFT is linear: noise = mixture - music, without a second inverse STFT.
+        return music, (mixture - music).astype(np.float32)
 
     def _full_rate_config(self, rate: int) -> StftConfig:
         # Same frame duration and hop in seconds as the model's STFT, at the input's rate.
         hop = max(1, int(round(self.cfg.hop * rate / self.cfg.sample_rate)))
-        n_fft = max(hop, int(round(self.cfg.n_fft * rate / self.cfg.sample_rate)))
-        n_fft += n_fft % 2
+        n_fft = smooth_fft_size(max(hop, int(round(self.cfg.n_fft * rate / self.cfg.sample_rate))))
         return StftConfig(sample_rate=rate, n_fft=n_fft, hop=hop, window=self.cfg.window, chunk_frames=self.cfg.chunk_frames)
 
     def _resample_masks(self, masks: torch.Tensor, full_shape: torch.Size, full: StftConfig) -> torch.Tensor:

@@ -123,3 +123,26 @@ def test_two_source_masks_equal_the_softmax_of_the_logits(model: DANet) -> None:
     attractors = torch.randn(2, 2, model.embedding_dim, generator=torch.Generator().manual_seed(4))
     expected = (v @ attractors.transpose(1, 2)).softmax(-1).reshape(2, 5, model.n_freq, 2)
     torch.testing.assert_close(model.masks_from(v, attractors, 5), expected)
+
+
+def test_chimera_model_gives_head_masks_next_to_attractor_masks() -> None:
+    torch.manual_seed(0)
+    model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, heads=("embedding", "mask"))
+    out = model(_mag(), attractor_source="kmeans", return_details=True)
+    assert out.masks.shape == out.head_masks.shape == (3, 10, 17, 2)
+    torch.testing.assert_close(out.head_masks.sum(-1), torch.ones(3, 10, 17))
+    default = model(_mag())  # with a head, inference defaults to it: nothing to cluster
+    torch.testing.assert_close(default, out.head_masks)
+    assert not torch.allclose(out.masks, out.head_masks)
+
+
+def test_mask_only_model_is_the_plain_mask_network() -> None:
+    model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, heads=("mask",))
+    assert not hasattr(model, "embed_layer") and model.config["heads"] == ["mask"]
+    assert model(_mag()).shape == (3, 10, 17, 2)
+    with pytest.raises(ValueError, match="no embedding head"):
+        model(_mag(), attractor_source="kmeans")
+    with pytest.raises(ValueError, match="needs a model with a mask head"):
+        DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4)(_mag(), attractor_source="head")
+    with pytest.raises(ValueError, match="heads"):
+        DANet(n_freq=17, hidden=8, layers=1, heads=("clustering",))

@@ -78,7 +78,7 @@ def plan_mixtures(
     sample_rate: int,
     load: Callable[[str], np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Describe ``mixtures_per_clip[split]`` mixtures for every music clip of each split.
+    """Describe ``mixtures_per_clip[split]`` mixtures for every music clip of each split named there.
 
     Noise clips come from the same split as the music (test mixtures only use test
     noise), drawn without replacement within a mixture.
@@ -86,7 +86,7 @@ def plan_mixtures(
     load = load or _cached_loader(sample_rate)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
-    for split in ("train", "test"):
+    for split in mixtures_per_clip:
         music = splits[(splits["kind"] == "music") & (splits["split"] == split)].sort_values("clip_id")
         pool = splits[(splits["kind"] == "noise") & (splits["split"] == split)].sort_values("clip_id")
         if music.empty:

@@ -24,6 +24,11 @@ Where the attractors come from (``attractor_source``):
 - ``"given"``: attractors passed in by the caller, ``(C, K)`` or ``(B, C, K)``
   (fixed attractors from training, or track-level k-means centres).
 
+Heads (``heads``): ``"embedding"`` is the DANet above; ``"mask"`` adds a mask-inference
+head (:class:`~danet_music2vec.models.heads.MaskHead`) on the same BLSTM, Chimera++ style;
+with both, training weighs the two objectives and inference may use either
+(``attractor_source="head"``); ``("mask",)`` alone is the plain mask-inference network.
+
 Input: the LINEAR magnitude ``|X|`` shaped ``(B, T, F)``. The network's input feature is
 derived from it inside the model so that training and inference cannot disagree:
 ``20*log10|X|`` relative to the chunk's loudest bin, floored at ``-floor_db`` and scaled to
@@ -39,17 +44,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTRACTOR_SOURCES = ("ideal", "kmeans", "anchored", "given")
+from danet_music2vec.models.heads import MaskHead
+
+ATTRACTOR_SOURCES = ("ideal", "kmeans", "anchored", "given", "head")
+HEADS = ("embedding", "mask")
 _TINY = 1e-8
 
 
 class DanetOutput(NamedTuple):
     """Everything :meth:`DANet.forward` computes, for training and diagnostics."""
 
-    masks: torch.Tensor  # (B, T, F, C), sums to one over C
-    embeddings: torch.Tensor  # (B, T*F, K)
-    attractors: torch.Tensor  # (B, C, K)
+    masks: torch.Tensor | None  # (B, T, F, C) from the attractors, sums to one over C (None without embedding head)
+    embeddings: torch.Tensor | None  # (B, T*F, K)
+    attractors: torch.Tensor | None  # (B, C, K)
     active: torch.Tensor  # (B, T*F) float 0/1: bins within threshold_db of the chunk max
+    head_masks: torch.Tensor | None = None  # (B, T, F, C) from the mask-inference head
 
 
 def active_bins(mag: torch.Tensor, threshold_db: float | None) -> torch.Tensor:
@@ -126,11 +135,11 @@ def _nearest(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 class DANet(nn.Module):
-    """BLSTM embeddings + attractors + softmax masks. Pure ``nn.Module``: no file I/O.
+    """BLSTM embeddings + attractors + softmax masks (and an optional mask head). Pure ``nn.Module``: no file I/O.
 
-    ``forward(mag)`` alone (k-means attractors, masks as a tensor) is the signature the
-    MLflow model logs; training passes ``attractor_source="ideal"`` and
-    ``return_details=True``.
+    ``forward(mag)`` alone (the head's masks when the model has one, else k-means
+    attractors; masks as a tensor) is the signature the MLflow model logs; training
+    passes ``attractor_source="ideal"`` and ``return_details=True``.
     """
 
     def __init__(
@@ -144,10 +153,14 @@ class DANet(nn.Module):
         threshold_db: float | None = 40.0,
         floor_db: float = 80.0,
         kmeans_iters: int = 10,
+        heads: tuple[str, ...] | list[str] = ("embedding",),
     ) -> None:
         super().__init__()
         if n_sources < 2:
             raise ValueError(f"DANet needs n_sources >= 2, got {n_sources}")
+        heads = tuple(heads)
+        if not heads or any(h not in HEADS for h in heads) or len(set(heads)) != len(heads):
+            raise ValueError(f"DANet heads={heads!r}: give one or both of {', '.join(HEADS)}")
         self.config: dict[str, Any] = {
             "n_freq": n_freq,
             "hidden": hidden,
@@ -158,17 +171,21 @@ class DANet(nn.Module):
             "threshold_db": threshold_db,
             "floor_db": floor_db,
             "kmeans_iters": kmeans_iters,
+            "heads": list(heads),
         }
         self.n_freq, self.embedding_dim, self.n_sources = n_freq, embedding_dim, n_sources
         self.threshold_db, self.floor_db, self.kmeans_iters = threshold_db, floor_db, kmeans_iters
+        self.has_embedding, self.has_mask_head = "embedding" in heads, "mask" in heads
         self.blstm = nn.LSTM(
             n_freq, hidden, num_layers=layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0.0
         )
         # tanh on the embedding layer as in the official code: bounded embeddings keep
         # the softmax over V.A from saturating early in training.
-        self.embed_layer = nn.Linear(2 * hidden, n_freq * embedding_dim)
-        # Used only by attractor_source="anchored"; always present so every checkpoint has the same keys.
-        self.anchors = nn.Parameter(torch.randn(n_sources, embedding_dim, generator=torch.Generator().manual_seed(0)))
+        if self.has_embedding:
+            self.embed_layer = nn.Linear(2 * hidden, n_freq * embedding_dim)
+            # Used only by attractor_source="anchored"; present with every embedding head so checkpoints have the same keys.
+            self.anchors = nn.Parameter(torch.randn(n_sources, embedding_dim, generator=torch.Generator().manual_seed(0)))
+        self.mask_head = MaskHead(2 * hidden, n_freq, n_sources) if self.has_mask_head else None
 
     def features(self, mag: torch.Tensor) -> torch.Tensor:
         """Network input: chunk-max-relative dB, floored at ``-floor_db``, scaled to [-1, 1]."""
@@ -177,13 +194,26 @@ class DANet(nn.Module):
         rel = (db - peak).clamp_min(-self.floor_db)
         return rel / (self.floor_db / 2.0) + 1.0
 
-    def embed(self, mag: torch.Tensor) -> torch.Tensor:
-        """``(B, T, F)`` magnitude -> embeddings ``(B, T*F, K)``."""
+    def encode(self, mag: torch.Tensor) -> torch.Tensor:
+        """``(B, T, F)`` magnitude -> BLSTM features ``(B, T, 2 * hidden)`` (shared by both heads)."""
         if mag.dim() != 3 or mag.shape[-1] != self.n_freq:
             raise ValueError(f"DANet expects magnitudes shaped (batch, frames, {self.n_freq}), got {tuple(mag.shape)}")
         out, _ = self.blstm(self.features(mag))
+        return out
+
+    def embed(self, mag: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, F)`` magnitude (or its :meth:`encode` output) -> embeddings ``(B, T*F, K)``."""
+        if not self.has_embedding:
+            raise ValueError("this model has no embedding head (trained with danet.objective: mask); use its mask head")
+        out = self.encode(mag) if encoded is None else encoded
         v = torch.tanh(self.embed_layer(out))  # (B, T, F*K)
         return v.reshape(mag.shape[0], -1, self.embedding_dim)
+
+    def head_masks(self, mag: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
+        """Masks ``(B, T, F, C)`` of the mask-inference head."""
+        if self.mask_head is None:
+            raise ValueError("this model has no mask head (trained with danet.objective: attractor); use attractors")
+        return self.mask_head(self.encode(mag) if encoded is None else encoded)
 
     def active(self, mag: torch.Tensor) -> torch.Tensor:
         """``(B, T*F)`` 0/1 weights of the bins above the energy threshold."""
@@ -223,7 +253,7 @@ class DANet(nn.Module):
     def forward(
         self,
         mag: torch.Tensor,
-        attractor_source: str = "kmeans",
+        attractor_source: str | None = None,
         ideal_assignment: torch.Tensor | None = None,
         attractors: torch.Tensor | None = None,
         return_details: bool = False,
@@ -232,10 +262,19 @@ class DANet(nn.Module):
 
         ``ideal_assignment``: ``(B, T, F, C)`` (or ``(B, T*F, C)``) source membership for
         ``attractor_source="ideal"`` (the ideal binary mask); ``attractors``: ``(C, K)`` or
-        ``(B, C, K)`` for ``"given"``.
+        ``(B, C, K)`` for ``"given"``. ``None``: the head's masks if the model has a mask
+        head, else k-means. With a mask head, its masks are always in the details.
         """
-        v = self.embed(mag)
+        if attractor_source is None:
+            attractor_source = "head" if self.has_mask_head else "kmeans"
+        encoded = self.encode(mag)
         active = self.active(mag)
+        head = self.mask_head(encoded) if self.mask_head is not None else None
+        if attractor_source == "head":
+            if head is None:
+                raise ValueError("attractor_source='head' needs a model with a mask head")
+            return DanetOutput(None, None, None, active, head) if return_details else head
+        v = self.embed(mag, encoded)
         if attractor_source == "ideal":
             if ideal_assignment is None:
                 raise ValueError("attractor_source='ideal' needs ideal_assignment (the ideal binary mask)")
@@ -252,4 +291,4 @@ class DANet(nn.Module):
         else:
             raise ValueError(f"attractor_source={attractor_source!r}; use one of {', '.join(ATTRACTOR_SOURCES)}")
         masks = self.masks_from(v, a, mag.shape[1])
-        return DanetOutput(masks, v, a, active) if return_details else masks
+        return DanetOutput(masks, v, a, active, head) if return_details else masks

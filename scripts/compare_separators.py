@@ -1,0 +1,169 @@
+"""Separators compared with enough power to tell: several training seeds, paired per-mixture intervals.
+
+    python scripts/compare_separators.py run [--variants default mask-baseline ...] [--seeds 0 1 2]
+    python scripts/compare_separators.py report      # prints the markdown section (ablation.py report embeds it)
+
+``run`` executes ``dvc exp run --temp -n sep-<variant>-s<seed> -S danet.seed=<seed> ... score``
+per variant and seed (the pipeline up to the score stage; DVC's run cache restores what
+another experiment already computed, e.g. the trained model of a variant that only changes
+inference). Experiments already recorded in MLflow are skipped, so an interrupted run
+resumes. ``report`` reads each experiment's per-mixture scores (the score stage's
+``separation.csv`` artifact) and gives, per variant, GNSDR per seed (mean and spread) and
+the paired difference to the default on the same test mixtures: per mixture, the NSDR
+averaged over the seeds of each variant, then the length-weighted mean difference with a
+bootstrap 95% interval over mixtures. A variant becomes the default only if that interval
+excludes zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from danet_music2vec.metrics import paired_difference  # noqa: E402
+from danet_music2vec.tracking import pipeline_metrics, stage_artifact  # noqa: E402
+
+# name -> (what it is, overrides of params.yaml). "default" is params.yaml as committed.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("params.yaml (DANet + mask-inference head, head masks at inference)", {}),
+    "mask-baseline": ("plain mask-inference network: same BLSTM, no embeddings, same steps",
+                      {"danet.objective": "mask"}),
+    "kmeans-inference": ("the default's model, masks from track-level k-means attractors (the paper's inference)",
+                         {"separate.masks": "attractors"}),
+    "attractor-only": ("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
+                       {"danet.objective": "attractor", "danet.kmeans_epochs": 3, "separate.masks": "attractors"}),
+    "loss-psa": ("truncated phase-sensitive loss instead of the linear magnitude loss", {"danet.loss": "psa"}),
+    "loss-si-sdr": ("SI-SDR loss through the inverse STFT", {"danet.loss": "si_sdr"}),
+}  # fmt: skip
+SEEDS = (0, 1, 2)
+ARTIFACT = "separation.csv"  # the score stage's per-mixture table (plots/separation.csv)
+
+
+def exp_name(variant: str, seed: int) -> str:
+    return f"sep-{variant}-s{seed}"
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def run(variants: list[str], seeds: list[int], force: bool) -> None:
+    todo = [(v, s) for v in variants for s in seeds]
+    done = pipeline_metrics([exp_name(v, s) for v, s in todo], REPO)
+    for variant, seed in todo:
+        name = exp_name(variant, seed)
+        if not force and "separation.gnsdr" in done.get(name, {}):
+            print(f"{name}: already recorded in MLflow (use --force to rerun)")
+            continue
+        overrides = VARIANTS[variant][1] | {"danet.seed": seed}
+        cmd = ["dvc", "exp", "run", "--temp", "-n", name]
+        cmd += [arg for key, value in overrides.items() for arg in ("-S", f"{key}={_yaml(value)}")]
+        cmd.append("score")
+        print("$", " ".join(cmd), flush=True)
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, check=True, env=os.environ | {"DVC_NO_ANALYTICS": "1"})
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def per_mixture(names: list[str]) -> dict[str, pd.DataFrame]:
+    """The score stage's per-mixture table of each recorded experiment."""
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            path = stage_artifact(name, "score", ARTIFACT, Path(tmp) / name, REPO)
+            if path is not None:
+                tables[name] = pd.read_csv(path)
+    return tables
+
+
+def _system(table: pd.DataFrame, system: str) -> pd.DataFrame:
+    part = table[(table["system"] == system) & ~table["silent"]]
+    return part.set_index("mixture_id")[["nsdr_music", "length"]]
+
+
+def _gnsdr(part: pd.DataFrame) -> float:
+    return float(np.average(part["nsdr_music"], weights=part["length"]))
+
+
+def report(n_boot: int = 2000) -> str:
+    """The markdown section: GNSDR per seed and paired differences to the default."""
+    names = {v: [exp_name(v, s) for s in range(10)] for v in VARIANTS}
+    tables = per_mixture([n for group in names.values() for n in group])
+    headline = pipeline_metrics(list(tables), REPO)
+    runs = {v: [n for n in group if n in tables] for v, group in names.items()}
+    if not runs["default"]:
+        return "## Separators compared\n\nNot recorded yet: run `python scripts/compare_separators.py run`.\n"
+
+    def mean_over_seeds(variant: str, system: str = "danet") -> pd.DataFrame:
+        parts = [_system(tables[n], system) for n in runs[variant]]
+        joined = pd.concat(parts, axis=1, join="inner", keys=range(len(parts)))
+        nsdr = joined.xs("nsdr_music", axis=1, level=1).mean(axis=1)
+        return pd.DataFrame({"nsdr_music": nsdr, "length": joined.xs("length", axis=1, level=1).iloc[:, 0]})
+
+    default = mean_over_seeds("default")
+    first = tables[runs["default"][0]]
+    oracle, gate = _gnsdr(_system(first, "oracle_irm")), _gnsdr(_system(first, "baseline"))
+    lines = [
+        "## Separators compared: seeds and paired intervals\n\n",
+        f"Generated by `python scripts/compare_separators.py report` from `{len(tables)}` experiments recorded by "
+        "`python scripts/compare_separators.py run` (`dvc exp run --temp ... score` per variant and training seed). "
+        f"All are scored on the same {len(default)} test mixtures (every test clip with several test noises, 1 noise, "
+        f"0 dB; BSS Eval at 8 kHz). On them the oracle ratio mask reaches GNSDR {oracle:.2f} dB and the spectral gate "
+        f"{gate:.2f} dB. Paired difference: per mixture, each variant's NSDR averaged over its seeds, minus the "
+        f"default's; length-weighted mean with a bootstrap 95% interval over mixtures ({n_boot} resamples).\n\n",
+        "| variant | what | seeds | GNSDR per seed (dB) | mean +- sd | / oracle | separated F1 (mean) "
+        "| paired diff vs default [95% CI] |\n|---|---|---|---|---|---|---|---|\n",
+    ]
+    for variant, (what, _) in VARIANTS.items():
+        if not runs[variant]:
+            lines.append(f"| {variant} | {what} | 0 | not run | | | | |\n")
+            continue
+        per_seed = [_gnsdr(_system(tables[n], "danet")) for n in runs[variant]]
+        f1 = [headline[n].get("classification.separated.f1") for n in runs[variant] if n in headline]
+        f1_text = f"{np.mean([x for x in f1 if x is not None]):.2f}" if any(x is not None for x in f1) else "-"
+        sd = f"{np.std(per_seed, ddof=1):.2f}" if len(per_seed) > 1 else "-"
+        if variant == "default":
+            paired = "(reference)"
+        else:
+            mine = mean_over_seeds(variant)
+            both = default.join(mine, how="inner", lsuffix="_default")
+            diff, lo, hi = paired_difference(both["nsdr_music"], both["nsdr_music_default"], both["length"], n=n_boot)
+            verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
+            paired = f"{diff:+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict}"
+        lines.append(
+            f"| {variant} | {what} | {len(per_seed)} | {', '.join(f'{x:.2f}' for x in per_seed)} | "
+            f"{np.mean(per_seed):.2f} +- {sd} | {np.mean(per_seed) / oracle:.2f} | {f1_text} | {paired} |\n"
+        )
+    return "".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="train and score each variant with each seed (dvc exp run --temp ... score)")
+    run_p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    run_p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    run_p.add_argument("--force", action="store_true", help="rerun experiments already recorded in MLflow")
+    sub.add_parser("report", help="print the markdown comparison (docs/RESULTS.md embeds it)")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.variants, args.seeds, args.force)
+    else:
+        print(report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Dynamic mixing for separator training: fresh music + noise chunks every step.
+
+Each training example is a ``chunk_frames`` excerpt of a music clip at a random frame
+offset (no fixed grid) plus ``noises`` excerpts of distinct noise clips at random
+offsets (looped, as the mix stage loops a 5 s noise over a 30 s song), each noise
+brought to unit power, summed, and scaled so that the excerpt's music-to-noise ratio
+is drawn uniformly from ``snr_db``. The noise gain is bounded to ``+-max_gain_db`` of
+the clips' stored level, so a quiet excerpt cannot be matched with a noise blown up by
+40 dB. Silence-aware: an excerpt more than ``silence_db`` below its clip's mean power
+(a pause, digital silence) is redrawn a few times before it is accepted as it is.
+
+Clips are drawn with probability proportional to their length, so every second of
+training audio is equally likely. Which clips a mixer may draw is given by their
+``group`` (track or source recording): :func:`split_groups` holds whole groups out
+for validation, and :meth:`DynamicMixer.fixed_batches` draws the same validation
+examples every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from danet_music2vec.features import FeatureStore
+
+_POWER_FLOOR = 1e-12
+# Redraws of a silent excerpt before it is used anyway (a clip that is silent throughout).
+_SILENCE_RETRIES = 8
+
+
+def split_groups(groups: Iterable[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """``(train, validation)`` groups: a seeded ``fraction`` of the groups (at least one, if there are two) held out."""
+    names = sorted(set(groups))
+    n_val = 0 if fraction <= 0 or len(names) < 2 else min(len(names) - 1, max(1, round(fraction * len(names))))
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = {names[i] for i in order[:n_val]}
+    return set(names) - val, val
+
+
+class DynamicMixer:
+    """Draws ``(music, noise)`` complex STFT batches ``(B, T, F)`` from a :class:`FeatureStore`."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        music_groups: set[str],
+        noise_groups: set[str],
+        noises: int,
+        snr_db: tuple[float, float],
+        max_gain_db: float = 20.0,
+        silence_db: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.chunk = store.config.chunk_frames
+        self.music = store.clips("music")[lambda d: d["group"].isin(music_groups)].reset_index(drop=True)
+        self.noise = store.clips("noise")[lambda d: d["group"].isin(noise_groups)].reset_index(drop=True)
+        if self.music.empty:
+            raise ValueError(f"{store.root}: no music clips to train the separator on; check data/splits.parquet")
+        if len(self.noise) < noises:
+            raise ValueError(
+                f"{store.root}: {len(self.noise)} training noise clip(s) but noises={noises} needs at least {noises}; "
+                "add noise clips or lower `noises`"
+            )
+        self.noises, self.snr_db, self.max_gain_db, self.silence_db = noises, snr_db, max_gain_db, silence_db
+        self._music_p = self._weights(self.music)
+        self._noise_p = self._weights(self.noise)
+
+    @staticmethod
+    def _weights(clips: pd.DataFrame) -> np.ndarray:
+        frames = clips["frames"].to_numpy(dtype=np.float64)
+        return frames / frames.sum()
+
+    def _crop(self, kind: str, clip: pd.Series, offset: int, wrap: bool) -> torch.Tensor:
+        start, frames = int(clip["start"]), int(clip["frames"])
+        if offset + self.chunk <= frames:
+            return self.store.frames(kind, start + offset, self.chunk)
+        whole = self.store.frames(kind, start, frames)
+        if wrap:  # loop the clip, as the mix stage loops a short noise over a long song
+            return whole[torch.arange(offset, offset + self.chunk) % frames]
+        return torch.cat([whole[offset:], whole.new_zeros(self.chunk - (frames - offset), whole.shape[1])])
+
+    def _excerpt(self, kind: str, clip: pd.Series, rng: np.random.Generator) -> torch.Tensor:
+        wrap = kind == "noise"
+        limit = int(clip["frames"]) if wrap else max(1, int(clip["frames"]) - self.chunk + 1)
+        floor = float(clip["power"]) * 10.0 ** (-self.silence_db / 10.0)
+        for _ in range(_SILENCE_RETRIES):
+            crop = self._crop(kind, clip, int(rng.integers(0, limit)), wrap)
+            if float(crop.abs().square().mean()) > floor:
+                return crop
+        return crop
+
+    def example(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ``(music, noise)`` pair of complex ``(T, F)`` chunks."""
+        music = self._excerpt("music", self.music.iloc[int(rng.choice(len(self.music), p=self._music_p))], rng)
+        picks = rng.choice(len(self.noise), size=self.noises, replace=False, p=self._noise_p)
+        parts = [self._excerpt("noise", self.noise.iloc[int(i)], rng) for i in picks]
+        snr = rng.uniform(*self.snr_db)
+        p_music = max(float(music.abs().square().mean()), _POWER_FLOOR)
+        noise = torch.zeros_like(music)
+        unit = [1.0 / math.sqrt(max(float(p.abs().square().mean()), _POWER_FLOOR)) for p in parts]
+        summed = sum(u * p for u, p in zip(unit, parts))
+        scale = math.sqrt(p_music / (max(float(summed.abs().square().mean()), _POWER_FLOOR) * 10.0 ** (snr / 10.0)))
+        bound = 10.0 ** (self.max_gain_db / 20.0)
+        for u, p in zip(unit, parts):
+            noise = noise + min(max(u * scale, 1.0 / bound), bound) * p
+        return music, noise
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` examples stacked: ``(music, noise)`` complex ``(B, T, F)``."""
+        pairs = [self.example(rng) for _ in range(size)]
+        return torch.stack([m for m, _ in pairs]), torch.stack([n for _, n in pairs])
+
+    def fixed_batches(self, seed: int, n_examples: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same ``n_examples`` (in batches) for every call with the same seed: a validation set."""
+        rng = np.random.default_rng(seed)
+        sizes = [min(batch_size, n_examples - i) for i in range(0, n_examples, batch_size)]
+        return [self.batch(rng, size) for size in sizes]
