@@ -1,6 +1,6 @@
-"""Features stage throughput (seconds of audio per second) and peak memory, on the current train mixtures.
+"""Features stage throughput (seconds of audio per second) and peak memory, on the training clips of data/splits.parquet.
 
-    python bench/bench_features.py [--threads 1 2]     (after `dvc repro mix`; writes bench/results/features.json)
+    python bench/bench_features.py [--threads 1 2]     (after `dvc repro split`; writes bench/results/features.json)
 """
 
 from __future__ import annotations
@@ -27,20 +27,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     params = load_params()
-    mixtures = pd.read_parquet("data/mixtures.parquet")
-    train = mixtures[mixtures["split"] == "train"]
+    splits = pd.read_parquet("data/splits.parquet")
+    train = splits[splits["split"] == "train"]
     cfg = StftConfig.from_params(params["stft"])
     runs = []
     for threads in args.threads:
         torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory() as tmp, PeakRss() as mem:
             start = time.perf_counter()
-            stats = write_features(train, cfg, Path(tmp) / "features", params["stft"]["shard_chunks"], progress=False)
+            stats = write_features(train, cfg, Path(tmp) / "features", params["data"]["sample_rate"], progress=False)
             elapsed = time.perf_counter() - start
         runs.append(
             {
                 "threads": threads,
-                "mixtures": stats["mixtures"],
+                "clips": len(train),
                 "audio_seconds": stats["audio_seconds"],
                 "wall_seconds": elapsed,
                 "audio_seconds_per_second": stats["audio_seconds"] / elapsed,

@@ -36,13 +36,13 @@ from danet_music2vec.separation import Separator  # noqa: E402
 
 PAPER_DANET = {"hidden": 300, "layers": 4, "epochs": 20, "kmeans_epochs": 5, "batch_size": 32}
 TRAIN_CLIPS, TEST_CLIPS, CLIP_SECONDS = 950, 50, 30.0
-CHUNKS = 256  # training chunks measured (8 batches of 32)
+STEPS = 8  # training batches measured (of 32 chunks)
 
 
 def danet_training(store: FeatureStore, params: dict) -> float:
     """Chunks per second of the paper-size DANet, first epochs (ideal attractors) and k-means epochs alike."""
-    cfg = DanetTrainConfig.from_params(params["danet"] | PAPER_DANET)
-    cfg = dataclasses.replace(cfg, epochs=2, kmeans_epochs=1, chunks_per_epoch=CHUNKS, progress=False)
+    cfg = DanetTrainConfig.from_params(params["danet"] | PAPER_DANET, noises=params["noises"])
+    cfg = dataclasses.replace(cfg, epochs=2, kmeans_epochs=1, steps_per_epoch=STEPS, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_danet(store, cfg, Path(tmp) / "ckpt.pt")
     return result.chunks_per_s
@@ -50,7 +50,7 @@ def danet_training(store: FeatureStore, params: dict) -> float:
 
 def danet_separation(store: FeatureStore, params: dict) -> float:
     """Seconds to separate a 30 s track with an (untrained) paper-size DANet: speed does not depend on weights."""
-    cfg = DanetTrainConfig.from_params(params["danet"] | PAPER_DANET)
+    cfg = DanetTrainConfig.from_params(params["danet"] | PAPER_DANET, noises=params["noises"])
     model = build_model(cfg, store.config.n_freq)
     opts = params["separate"]
     separator = Separator(model, store.config, torch.randn(2, cfg.embedding_dim),
@@ -81,7 +81,8 @@ def main() -> None:
     features_meta = json.loads(Path("metrics/features.json").read_text())
     cfg = store.config
     chunks_per_mixture = int(CLIP_SECONDS * cfg.sample_rate / cfg.hop) // cfg.chunk_frames
-    train_mixtures = TRAIN_CLIPS * params["mix"]["train_mixtures_per_clip"]
+    # Dynamic mixing: an "epoch" of the paper recipe is taken as the chunks of every training clip once.
+    train_mixtures = TRAIN_CLIPS
     test_seconds = TEST_CLIPS * params["mix"]["test_mixtures_per_clip"] * CLIP_SECONDS
     sample_test_seconds = json.loads(Path("metrics/separate.json").read_text())["audio_seconds"]
     sample_clips = json.loads(Path("metrics/train_music2vec.json").read_text())["clips"]

@@ -19,20 +19,22 @@ from danet_music2vec.danet_training import DanetTrainConfig, train_danet  # noqa
 from danet_music2vec.features import FeatureStore  # noqa: E402
 from danet_music2vec.params import load_params  # noqa: E402
 
-CHUNKS = 400
+STEPS = 50
 
 
 def main() -> None:
     params = load_params()
     store = FeatureStore("data/features")
-    base = DanetTrainConfig.from_params(params["danet"])
-    cfg = dataclasses.replace(base, epochs=1, kmeans_epochs=0, chunks_per_epoch=CHUNKS, progress=False, device="cpu")
+    base = DanetTrainConfig.from_params(params["danet"], noises=params["noises"])
+    # One epoch of STEPS dynamically mixed batches (validation included, as in every epoch).
+    cfg = dataclasses.replace(base, epochs=1, kmeans_epochs=0, steps_per_epoch=STEPS, progress=False, device="cpu")
     runs = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
         with tempfile.TemporaryDirectory() as tmp, PeakRss() as mem:
             result = train_danet(store, cfg, Path(tmp) / "ckpt.pt")
-        runs.append({"threads": threads, "chunks": CHUNKS, "chunks_per_s": result.chunks_per_s, "peak_rss_mib": mem.peak_mib})
+        chunks = STEPS * cfg.batch_size
+        runs.append({"threads": threads, "chunks": chunks, "chunks_per_s": result.chunks_per_s, "peak_rss_mib": mem.peak_mib})
     write_result("training", {"benchmark": "training_danet", "danet_params": params["danet"], "runs": runs})
 
 

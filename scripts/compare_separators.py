@@ -45,6 +45,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                          {"separate.masks": "attractors"}),
     "attractor-only": ("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
                        {"danet.objective": "attractor", "danet.kmeans_epochs": 3, "separate.masks": "attractors"}),
+    "extra-music": ("+ the 95.5 min extra-music pool in training (data/extra-music, drawn by length)",
+                    {"data.separation_music_dirs": ["data/extra-music"]}),
     "loss-psa": ("truncated phase-sensitive loss instead of the linear magnitude loss", {"danet.loss": "psa"}),
     "loss-si-sdr": ("SI-SDR loss through the inverse STFT", {"danet.loss": "si_sdr"}),
 }  # fmt: skip

@@ -1,4 +1,7 @@
-"""features: STFTs of the training split's music and noise clips (data/features/), for dynamic mixing in train_danet."""
+"""features: STFTs of the training split's music and noise clips, plus data.separation_music_dirs (data/features/).
+
+train_danet mixes them afresh at every step (dynamic mixing).
+"""
 
 import time
 
@@ -6,6 +9,7 @@ import pandas as pd
 
 from danet_music2vec import stage
 from danet_music2vec.atomic import write_json
+from danet_music2vec.data.sources import scan_separation_music
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.features import write_features
 from danet_music2vec.params import load_params
@@ -17,8 +21,10 @@ def main() -> None:
     start = time.perf_counter()
     with stage_run("features", params, groups=("stft",)) as run:
         splits = pd.read_parquet("data/splits.parquet")
+        # Music without genre labels (data.separation_music_dirs) trains the separator only; never the classifier.
+        extra = [scan_separation_music(d) for d in params["data"]["separation_music_dirs"]]
         stats = write_features(
-            splits[splits["split"] == "train"],
+            pd.concat([splits[splits["split"] == "train"], *extra], ignore_index=True),
             StftConfig.from_params(params["stft"]),
             "data/features",
             sample_rate=params["data"]["sample_rate"],

@@ -24,11 +24,11 @@ def main() -> None:
             # Training mixtures are drawn afresh in train_danet (dynamic mixing): only the test set is fixed.
             mixtures_per_clip={"test": mix["test_mixtures_per_clip"]},
             sample_rate=params["data"]["sample_rate"],
+            segment_seconds=mix["test_segment_seconds"],
         )
         write_parquet("data/mixtures.parquet", mixtures)
         metrics = {
             "mixtures.test": int((mixtures["split"] == "test").sum()),
-        } | {
             "snr_db.mean": float(mixtures["snr_db"].mean()),
             "snr_db.min": float(mixtures["snr_db"].min()),
             "snr_db.max": float(mixtures["snr_db"].max()),

@@ -206,9 +206,10 @@ def test_config_from_params_validates() -> None:
     assert cfg.hidden == 64 and cfg.train_snr_db == (-3.0, 3.0) and cfg.lr == 1e-3 and cfg.noises == 2
     assert cfg.head_weight == 0.25 and cfg.heads == ("embedding", "mask")
     assert DanetTrainConfig.from_params({"objective": "mask"}).heads == ("mask",)
+    assert DanetTrainConfig.from_params({"train_snr_db": None}).train_snr_db is None  # native levels
     for bad, key in [({"hiden": 3}, "danet.hiden"), ({"loss": "l1"}, "danet.loss"), ({"mask": "soft"}, "danet.mask"),
                      ({"epochs": 2, "kmeans_epochs": 3}, "danet.kmeans_epochs"), ({"train_snr_db": [5, -5]}, "danet.train_snr_db"),
-                     ({"train_snr_db": None}, "danet.train_snr_db"), ({"device": "tpu"}, "danet.device"),
+                     ({"device": "tpu"}, "danet.device"),
                      ({"layers": 0}, "danet.layers"), ({"attractor": "oracle"}, "danet.attractor"),
                      ({"attractor": "anchored", "kmeans_epochs": 1}, "kmeans_epochs"), ({"objective": "dc"}, "danet.objective"),
                      ({"objective": "mask", "kmeans_epochs": 1}, "danet.objective=mask"), ({"head_weight": 1}, "danet.head_weight"),

@@ -55,8 +55,9 @@ def test_excerpts_come_from_random_offsets_and_skip_silence(store: FeatureStore)
 
 
 def test_noise_gain_is_bounded(store: FeatureStore) -> None:
-    # Noise 20 dB below the music: reaching -10 dB SNR would need +30 dB; the bound stops at +6 dB.
-    mixer = DynamicMixer(store, {"t0"}, {"r0"}, 1, (-10.0, -10.0), max_gain_db=6.0)
+    # Noise clip 20 dB below the music clip: -10 dB SNR needs the noise about 11 dB above equal clip power;
+    # a 3 dB bound stops it near -2 dB.
+    mixer = DynamicMixer(store, {"t0"}, {"r0"}, 1, (-10.0, -10.0), max_gain_db=3.0)
     rng = np.random.default_rng(2)
     for _ in range(8):
         music, noise = mixer.example(rng)
@@ -85,3 +86,24 @@ def test_split_groups_holds_out_whole_groups_reproducibly() -> None:
     assert split_groups(groups, 0.2, seed=3) == (train, val)
     assert split_groups(groups, 0.0, seed=3) == (set(groups), set())
     assert split_groups(["only"], 0.5, seed=0) == ({"only"}, set())  # nothing left to train on otherwise
+
+
+def test_extra_music_share_sets_how_often_the_separation_pool_is_drawn(tmp_path) -> None:
+    rows = [{"clip_id": "music/a", "kind": "music", "group": "a", "path": "music:1:0.1"},
+            {"clip_id": "separation/extra/b", "kind": "music", "group": "b", "path": "music:2:0.1"},
+            {"clip_id": "separation/extra/c", "kind": "music", "group": "c", "path": "music:3:0.1"},
+            {"clip_id": "noise/n", "kind": "noise", "group": "n", "path": "noise:4:0.01"}]  # fmt: skip
+    write_features(pd.DataFrame(rows), CFG, tmp_path, sample_rate=RATE, load=_audio, progress=False)
+    store = FeatureStore(tmp_path)
+    proportional = DynamicMixer(store, {"a", "b", "c"}, {"n"}, 1, (0.0, 0.0))
+    np.testing.assert_allclose(proportional._music_p, [1 / 3] * 3)
+    shared = DynamicMixer(store, {"a", "b", "c"}, {"n"}, 1, (0.0, 0.0), extra_share=0.2)
+    np.testing.assert_allclose(shared._music_p, [0.8, 0.1, 0.1])
+
+
+def test_native_levels_sum_the_recordings_as_they_are(store: FeatureStore) -> None:
+    mixer = DynamicMixer(store, {"t0"}, {"r0", "r3"}, 2, None)
+    music, noise = mixer.batch(np.random.default_rng(3), 16)
+    # Music at 0.1, noises r0 at 0.01 and r3 at 0.04 (RMS): unscaled, 10 log10(0.01 / 0.0017) = 7.7 dB.
+    snr = _snr(music, noise)
+    assert float(snr.median()) == pytest.approx(7.7, abs=0.5) and (snr < 9.0).all()

@@ -18,7 +18,7 @@ DATA_STAGES = ["download", "split", "mix", "features"]
 ALL_STAGES = DATA_STAGES + ["train_danet", "train_music2vec", "separate", "classify", "score", "sweep"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
-    "danet": {"hidden": 16, "layers": 1, "epochs": 2, "kmeans_epochs": 1},
+    "danet": {"hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
     "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
     "score": {"bootstrap_n": 50},
     "sweep": {"snr_db": [-5, 0]},
@@ -57,8 +57,11 @@ def repo(tmp_path, make_library):
     music_dir, noise_dir = make_library(genres=("rock", "folk"), clips_per_genre=4, noises=8, music_seconds=6.0)
     shutil.move(str(music_dir), copy / "data" / "sample" / "music")
     shutil.move(str(noise_dir), copy / "data" / "sample" / "noise")
+    extra, _ = make_library(genres=("unlabelled",), clips_per_genre=2, noises=1, music_seconds=6.0)
+    shutil.move(str(extra / "unlabelled"), copy / "data" / "extra-music")
     params = yaml.safe_load((copy / "params.yaml").read_text())
-    params["mix"]["train_mixtures_per_clip"] = 1
+    params["data"]["separation_music_dirs"] = ["data/extra-music"]
+    params["mix"]["test_mixtures_per_clip"] = 2
     for group, values in TINY.items():
         params[group].update(values)
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -69,30 +72,31 @@ def repo(tmp_path, make_library):
 
 
 def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
-    first = sh(["dvc", "repro", "features"], repo)
+    first = sh(["dvc", "repro", "mix", "features"], repo)
     assert ran(first) == set(DATA_STAGES)
     mixtures = pd.read_parquet(repo / "data" / "mixtures.parquet")
-    assert mixtures["noise_clips"].map(len).eq(1).all()
-    assert (repo / "data" / "features" / "index.parquet").is_file()
+    assert mixtures["noise_clips"].map(len).eq(1).all() and set(mixtures["split"]) == {"test"}
+    index = pd.read_parquet(repo / "data" / "features" / "index.parquet")
+    assert index["clip_id"].str.startswith("separation/").sum() == 2  # the separator-only music is in the features
 
-    assert ran(sh(["dvc", "repro", "features"], repo)) == set()
-    assert "up to date" in sh(["dvc", "status", "features"], repo).lower()
+    assert ran(sh(["dvc", "repro", "mix", "features"], repo)) == set()
+    assert "up to date" in sh(["dvc", "status", "mix", "features"], repo).lower()
 
     commit(repo, "lock")
-    exp = sh(["dvc", "exp", "run", "-S", "noises=2", "features"], repo)
-    assert ran(exp) == {"mix", "features"}
+    exp = sh(["dvc", "exp", "run", "-S", "noises=2", "mix", "features"], repo)
+    assert ran(exp) == {"mix"}  # the features are the sources, mixed in training: `noises` does not touch them
     assert pd.read_parquet(repo / "data" / "mixtures.parquet")["noise_clips"].map(len).eq(2).all()
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("danet-music2vec").experiment_id])
     stages = sorted(r.info.run_name for r in runs if r.data.tags.get("stage_kind") == "stage")
-    assert stages == sorted(DATA_STAGES + ["mix", "features"])
+    assert stages == sorted(DATA_STAGES + ["mix"])
     parents = [r for r in runs if r.data.tags.get("stage_kind") == "pipeline"]
     assert len(parents) == 2  # the plain repro and the experiment
 
     # A queued experiment runs in a temporary copy under .dvc/tmp/exps and must still
     # log to this repository's store (DVC_ROOT), under its experiment name.
-    sh(["dvc", "exp", "run", "--queue", "-S", "mix.seed=7", "-n", "queued-seed7", "features"], repo)
+    sh(["dvc", "exp", "run", "--queue", "-S", "mix.seed=7", "-n", "queued-seed7", "mix"], repo)
     sh(["dvc", "queue", "start", "-j", "1"], repo)
     for _ in range(60):
         status = sh(["dvc", "queue", "status"], repo)
@@ -103,7 +107,7 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
     queued = client.search_runs(
         [client.get_experiment_by_name("danet-music2vec").experiment_id], filter_string="tags.pipeline_key = 'queued-seed7'"
     )
-    assert {r.info.run_name for r in queued} == {"queued-seed7", "mix", "features"}
+    assert {r.info.run_name for r in queued} == {"queued-seed7", "mix"}
 
 
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):
@@ -122,7 +126,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
     # "cache music2vec": nothing train_music2vec depends on changes with `noises`
-    assert ran(exp) == {"mix", "features", "train_danet", "separate", "classify", "score", "sweep"}
+    assert ran(exp) == {"mix", "train_danet", "separate", "classify", "score", "sweep"}
 
     import json
 

@@ -83,8 +83,9 @@ class DanetTrainConfig:
     mask: str = "ratio"
     objective: str = "chimera"
     head_weight: float = 0.5
-    train_snr_db: tuple[float, float] = (-10.0, 15.0)
+    train_snr_db: tuple[float, float] | None = (-10.0, 15.0)  # None: the recordings' own levels
     max_gain_db: float = 20.0
+    extra_music_share: float | None = None  # share of examples from data.separation_music_dirs (None: by length)
     steps_per_epoch: int = 180
     val_fraction: float = 0.15
     val_examples: int = 128
@@ -129,6 +130,8 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.val_fraction={self.val_fraction!r} must be in [0, 1)")
         if not self.max_gain_db > 0:
             raise ParamError(f"params.yaml: danet.max_gain_db={self.max_gain_db!r} must be a positive number of dB")
+        if self.extra_music_share is not None and not 0.0 < self.extra_music_share < 1.0:
+            raise ParamError(f"params.yaml: danet.extra_music_share={self.extra_music_share!r} must be in (0, 1) or null")
         if self.noises not in (1, 2):
             raise ParamError(f"params.yaml: noises={self.noises!r} is not supported; use 1 or 2")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -148,12 +151,13 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: unknown key(s) danet.{', danet.'.join(unknown)}; allowed: {', '.join(sorted(names))}")
         values = dict(danet) | {"noises": noises}
         snr = values.get("train_snr_db", cls.train_snr_db)
-        if isinstance(snr, (int, float)) and not isinstance(snr, bool):
-            snr = (float(snr), float(snr))
-        if not (isinstance(snr, (list, tuple)) and len(snr) == 2 and float(snr[0]) <= float(snr[1])):
-            raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, or a number")
-        values["train_snr_db"] = (float(snr[0]), float(snr[1]))
-        for key in ("dropout", "lr", "threshold_db", "head_weight", "val_fraction", "max_gain_db"):
+        if snr is not None:
+            if isinstance(snr, (int, float)) and not isinstance(snr, bool):
+                snr = (float(snr), float(snr))
+            if not (isinstance(snr, (list, tuple)) and len(snr) == 2 and float(snr[0]) <= float(snr[1])):
+                raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, a number, or null")
+            values["train_snr_db"] = (float(snr[0]), float(snr[1]))
+        for key in ("dropout", "lr", "threshold_db", "head_weight", "val_fraction", "max_gain_db", "extra_music_share"):
             if values.get(key) is not None:
                 try:
                     values[key] = float(values[key])
@@ -163,7 +167,7 @@ class DanetTrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["train_snr_db"] = list(self.train_snr_db)
+        out["train_snr_db"] = list(self.train_snr_db) if self.train_snr_db is not None else None
         return out
 
 
@@ -369,11 +373,13 @@ def make_mixers(store: FeatureStore, cfg: DanetTrainConfig) -> tuple[DynamicMixe
     """
     music_train, music_val = split_groups(store.clips("music")["group"], cfg.val_fraction, cfg.seed)
     noise_train, noise_val = split_groups(store.clips("noise")["group"], cfg.val_fraction, cfg.seed)
-    train = DynamicMixer(store, music_train, noise_train, cfg.noises, cfg.train_snr_db, cfg.max_gain_db)
+    train = DynamicMixer(store, music_train, noise_train, cfg.noises, cfg.train_snr_db, cfg.max_gain_db,
+                         extra_share=cfg.extra_music_share)
     n_val_noise = int(store.clips("noise")["group"].isin(noise_val).sum())
     if not music_val or n_val_noise < cfg.noises:
         return train, None
-    return train, DynamicMixer(store, music_val, noise_val, cfg.noises, cfg.train_snr_db, cfg.max_gain_db)
+    return train, DynamicMixer(store, music_val, noise_val, cfg.noises, cfg.train_snr_db, cfg.max_gain_db,
+                               extra_share=cfg.extra_music_share)
 
 
 def train_danet(

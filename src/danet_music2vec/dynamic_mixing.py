@@ -4,13 +4,18 @@ Each training example is a ``chunk_frames`` excerpt of a music clip at a random 
 offset (no fixed grid) plus ``noises`` excerpts of distinct noise clips at random
 offsets (looped, as the mix stage loops a 5 s noise over a 30 s song), each noise
 brought to unit power, summed, and scaled so that the excerpt's music-to-noise ratio
-is drawn uniformly from ``snr_db``. The noise gain is bounded to ``+-max_gain_db`` of
-the clips' stored level, so a quiet excerpt cannot be matched with a noise blown up by
-40 dB. Silence-aware: an excerpt more than ``silence_db`` below its clip's mean power
-(a pause, digital silence) is redrawn a few times before it is accepted as it is.
+is drawn uniformly from ``snr_db`` (``None``: the recordings' own levels, as the original
+work mixed). The noise gain is bounded to ``+-max_gain_db`` around
+the gain that gives the two CLIPS equal mean power, so a quiet stretch of a noise clip (the
+silence between two barks) is never blown up by 40 dB, whatever the recordings' levels
+(the extra music pool is peak-normalised, the sample's music is not). Silence-aware: an
+excerpt more than ``silence_db`` below its clip's mean power (a pause, digital silence) is
+redrawn a few times before it is accepted as it is.
 
 Clips are drawn with probability proportional to their length, so every second of
-training audio is equally likely. Which clips a mixer may draw is given by their
+training audio is equally likely; with ``extra_share`` the music clips whose ``clip_id``
+starts with ``separation/`` (``data.separation_music_dirs``) make up that share of the
+examples instead, whatever their length. Which clips a mixer may draw is given by their
 ``group`` (track or source recording): :func:`split_groups` holds whole groups out
 for validation, and :meth:`DynamicMixer.fixed_batches` draws the same validation
 examples every epoch.
@@ -28,6 +33,7 @@ import torch
 from danet_music2vec.features import FeatureStore
 
 _POWER_FLOOR = 1e-12
+EXTRA_PREFIX = "separation/"  # clip ids of the separator-only music (data.separation_music_dirs)
 # Redraws of a silent excerpt before it is used anyway (a clip that is silent throughout).
 _SILENCE_RETRIES = 8
 
@@ -50,9 +56,10 @@ class DynamicMixer:
         music_groups: set[str],
         noise_groups: set[str],
         noises: int,
-        snr_db: tuple[float, float],
+        snr_db: tuple[float, float] | None,
         max_gain_db: float = 20.0,
         silence_db: float = 30.0,
+        extra_share: float | None = None,
     ) -> None:
         self.store = store
         self.chunk = store.config.chunk_frames
@@ -66,13 +73,16 @@ class DynamicMixer:
                 "add noise clips or lower `noises`"
             )
         self.noises, self.snr_db, self.max_gain_db, self.silence_db = noises, snr_db, max_gain_db, silence_db
-        self._music_p = self._weights(self.music)
+        self._music_p = self._weights(self.music, extra_share)
         self._noise_p = self._weights(self.noise)
 
     @staticmethod
-    def _weights(clips: pd.DataFrame) -> np.ndarray:
+    def _weights(clips: pd.DataFrame, extra_share: float | None = None) -> np.ndarray:
         frames = clips["frames"].to_numpy(dtype=np.float64)
-        return frames / frames.sum()
+        extra = clips["clip_id"].str.startswith(EXTRA_PREFIX).to_numpy()
+        if extra_share is None or extra.all() or not extra.any():
+            return frames / frames.sum()
+        return np.where(extra, extra_share * frames / frames[extra].sum(), (1 - extra_share) * frames / frames[~extra].sum())
 
     def _crop(self, kind: str, clip: pd.Series, offset: int, wrap: bool) -> torch.Tensor:
         start, frames = int(clip["start"]), int(clip["frames"])
@@ -95,9 +105,13 @@ class DynamicMixer:
 
     def example(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One ``(music, noise)`` pair of complex ``(T, F)`` chunks."""
-        music = self._excerpt("music", self.music.iloc[int(rng.choice(len(self.music), p=self._music_p))], rng)
+        music_clip = self.music.iloc[int(rng.choice(len(self.music), p=self._music_p))]
+        music = self._excerpt("music", music_clip, rng)
         picks = rng.choice(len(self.noise), size=self.noises, replace=False, p=self._noise_p)
-        parts = [self._excerpt("noise", self.noise.iloc[int(i)], rng) for i in picks]
+        noise_clips = [self.noise.iloc[int(i)] for i in picks]
+        parts = [self._excerpt("noise", clip, rng) for clip in noise_clips]
+        if self.snr_db is None:  # native levels: the recordings summed as they are (the original work)
+            return music, sum(parts[1:], parts[0])
         snr = rng.uniform(*self.snr_db)
         p_music = max(float(music.abs().square().mean()), _POWER_FLOOR)
         noise = torch.zeros_like(music)
@@ -105,8 +119,9 @@ class DynamicMixer:
         summed = sum(u * p for u, p in zip(unit, parts))
         scale = math.sqrt(p_music / (max(float(summed.abs().square().mean()), _POWER_FLOOR) * 10.0 ** (snr / 10.0)))
         bound = 10.0 ** (self.max_gain_db / 20.0)
-        for u, p in zip(unit, parts):
-            noise = noise + min(max(u * scale, 1.0 / bound), bound) * p
+        for u, p, clip in zip(unit, parts, noise_clips):
+            level = math.sqrt(float(music_clip["power"]) / max(float(clip["power"]), _POWER_FLOOR))  # clips at equal power
+            noise = noise + min(max(u * scale, level / bound), level * bound) * p
         return music, noise
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:

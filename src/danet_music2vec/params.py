@@ -107,6 +107,12 @@ def validate(params: dict[str, Any]) -> None:
     _seed(params, "mix.seed")
     parse_snr(_require(params, "mix.snr_db"))
     _positive(params, "mix.test_mixtures_per_clip", integer=True)
+    if _require(params, "mix.test_segment_seconds") is not None:
+        _positive(params, "mix.test_segment_seconds")
+    _positive(params, "sweep.mixtures_per_clip", integer=True)
+    dirs = _require(params, "data.separation_music_dirs")
+    if not isinstance(dirs, list) or not all(isinstance(d, str) and d for d in dirs):
+        raise ParamError(f"params.yaml: data.separation_music_dirs={dirs!r} must be a list of folders, e.g. [data/extra-music] or []")
     for key in ("sample_rate", "n_fft", "hop", "chunk_frames", "shard_chunks"):
         _positive(params, f"stft.{key}", integer=True)
     _choice(params, "stft.window", ("sqrt_hann", "hann"))

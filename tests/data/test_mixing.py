@@ -93,3 +93,18 @@ def test_render_at_another_snr_keeps_clips_and_offsets(tmp_path, noises):
         # Same noise clips and offsets, only the gain differs: the noise waveforms are proportional.
         scale = np.dot(remixed.noise, original.noise) / np.dot(original.noise, original.noise)
         np.testing.assert_allclose(remixed.noise, scale * original.noise, atol=1e-6)
+
+
+def test_segments_cut_seeded_parts_of_the_music_clip(tmp_path):
+    from danet_music2vec.audio import load_audio
+
+    table = splits_table(tmp_path)
+    mixtures = plan_mixtures(table, 1, 0.0, 0, {"test": 4}, sample_rate=8000, segment_seconds=0.5)
+    assert (mixtures["num_samples"] == 4000).all() and mixtures["music_offset"].nunique() > 1
+    for row in mixtures.itertuples():
+        whole = load_audio(row.music_path, 8000)
+        np.testing.assert_array_equal(render_mixture(row).music, whole[row.music_offset : row.music_offset + 4000])
+    again = plan_mixtures(table, 1, 0.0, 0, {"test": 4}, sample_rate=8000, segment_seconds=0.5)
+    assert list(again["music_offset"]) == list(mixtures["music_offset"])
+    longer = plan_mixtures(table, 1, 0.0, 0, {"test": 1}, sample_rate=8000, segment_seconds=60.0)
+    assert (longer["music_offset"] == 0).all() and (longer["num_samples"] == 16000).all()  # a short clip is used whole

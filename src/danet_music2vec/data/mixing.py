@@ -25,7 +25,7 @@ import pandas as pd
 from danet_music2vec.audio import load_audio
 
 MIXTURE_COLUMNS = [
-    "mixture_id", "split", "music_clip", "label", "music_path", "noise_clips", "noise_paths",
+    "mixture_id", "split", "music_clip", "label", "music_path", "music_offset", "noise_clips", "noise_paths",
     "noise_offsets", "noise_gains", "snr_db", "num_samples", "sample_rate",
 ]  # fmt: skip
 
@@ -77,11 +77,15 @@ def plan_mixtures(
     mixtures_per_clip: dict[str, int],
     sample_rate: int,
     load: Callable[[str], np.ndarray] | None = None,
+    segment_seconds: float | None = None,
 ) -> pd.DataFrame:
     """Describe ``mixtures_per_clip[split]`` mixtures for every music clip of each split named there.
 
     Noise clips come from the same split as the music (test mixtures only use test
-    noise), drawn without replacement within a mixture.
+    noise), drawn without replacement within a mixture. With ``segment_seconds`` each
+    mixture is a segment of that length of its music clip, from a seeded random offset
+    (a clip shorter than that is used whole), so several mixtures of one clip cover
+    different music.
     """
     load = load or _cached_loader(sample_rate)
     rng = np.random.default_rng(seed)
@@ -97,8 +101,11 @@ def plan_mixtures(
                 "add noise clips or lower `noises`"
             )
         for clip in music.itertuples():
-            music_audio = load(clip.path)
+            whole = load(clip.path)
+            length = whole.shape[0] if segment_seconds is None else min(whole.shape[0], int(segment_seconds * sample_rate))
             for k in range(mixtures_per_clip[split]):
+                music_offset = int(rng.integers(0, whole.shape[0] - length + 1))
+                music_audio = whole[music_offset : music_offset + length]
                 chosen = pool.iloc[rng.choice(len(pool), size=noises, replace=False)]
                 noise_audio = [load(p) for p in chosen["path"]]
                 offsets = [int(rng.integers(0, n.shape[0])) for n in noise_audio]
@@ -113,6 +120,7 @@ def plan_mixtures(
                         "music_clip": clip.clip_id,
                         "label": clip.label,
                         "music_path": clip.path,
+                        "music_offset": music_offset,
                         "noise_clips": list(chosen["clip_id"]),
                         "noise_paths": list(chosen["path"]),
                         "noise_offsets": offsets,
@@ -145,10 +153,12 @@ def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None, sn
     instead of the manifest's gains (the SNR curves of the sweep stage).
     """
     load = load or _cached_loader(int(row.sample_rate))
-    music = load(row.music_path)
+    whole = load(row.music_path)
+    offset = int(row.music_offset)
+    music = whole[offset : offset + int(row.num_samples)]
     if music.shape[0] != row.num_samples:
         raise ValueError(
-            f"{row.music_path}: has {music.shape[0]} samples, the manifest says {row.num_samples}; "
+            f"{row.music_path}: has {whole.shape[0]} samples, the manifest needs {offset + row.num_samples}; "
             "data/raw changed after the mix stage ran: run `dvc repro mix`"
         )
     tiled = [tile(load(p), int(o), music.shape[0]) for p, o in zip(row.noise_paths, row.noise_offsets)]

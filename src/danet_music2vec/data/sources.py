@@ -27,19 +27,46 @@ def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
+def _groups(meta_path: Path, folder: Path) -> dict[str, str]:
+    """``filename -> original_file`` from an optional meta CSV (excerpts of one track share a group)."""
+    if not meta_path.is_file():
+        return {}
+    meta = pd.read_csv(meta_path)
+    if "filename" not in meta.columns:
+        raise SourceError(f"{meta_path}: needs a 'filename' column (path relative to {folder})")
+    if "original_file" not in meta.columns:
+        return {}
+    return dict(zip(meta["filename"].astype(str), meta["original_file"].astype(str)))
+
+
+def scan_separation_music(folder: str | Path) -> pd.DataFrame:
+    """Unlabelled music for training the separator only (``data.separation_music_dirs``).
+
+    Every audio file under ``folder`` (or its ``music/``, at any depth); an optional ``meta.csv`` with
+    ``filename, original_file`` groups excerpts of one track (for the validation hold-out).
+    Columns: ``clip_id, kind, group, path``, as the features stage takes them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: not found; fix or remove it in data.separation_music_dirs")
+    music_root = folder / "music" if (folder / "music").is_dir() else folder
+    groups = _groups(music_root / "meta.csv", music_root)
+    rows = []
+    for path in _audio_files(music_root):
+        rel = path.relative_to(music_root).as_posix()
+        rows.append({"clip_id": f"separation/{folder.name}/{Path(rel).with_suffix('').as_posix()}", "kind": "music",
+                     "group": f"{folder.name}:{groups.get(rel, rel)}", "path": str(path)})  # fmt: skip
+    if not rows:
+        raise SourceError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}); fix data.separation_music_dirs")
+    return pd.DataFrame(rows)
+
+
 def scan_music(music_dir: str | Path) -> pd.DataFrame:
     """One row per music file; the genre is the name of its sub-folder."""
     music_dir = Path(music_dir)
     if not music_dir.is_dir():
         raise SourceError(f"{music_dir}: music folder not found; set data.music_dir to a folder of genre sub-folders")
-    meta_path = music_dir / "meta.csv"
-    groups: dict[str, str] = {}
-    if meta_path.is_file():
-        meta = pd.read_csv(meta_path)
-        if "filename" not in meta.columns:
-            raise SourceError(f"{meta_path}: needs a 'filename' column (path relative to {music_dir})")
-        if "original_file" in meta.columns:
-            groups = dict(zip(meta["filename"].astype(str), meta["original_file"].astype(str)))
+    groups = _groups(music_dir / "meta.csv", music_dir)
     rows = []
     for path in _audio_files(music_dir):
         rel = path.relative_to(music_dir)
