@@ -158,8 +158,10 @@ def test_a_dvc_yaml_feature_it_cannot_translate_is_refused(copy_root: Path) -> N
 def test_cli_compiles_and_reports_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pipeline.yaml"
     assert cli.main(["kfp", "compile", "-o", str(out), "--dvc-yaml", str(REPO / "dvc.yaml"),
-                     "--params", str(REPO / "params.yaml")]) == 0  # fmt: skip
-    assert "pipeline.yaml" in capsys.readouterr().out and out.is_file()
+                     "--params", str(REPO / "params.yaml"), "--env", "MLFLOW_TRACKING_URI=http://mlflow:5000"]) == 0  # fmt: skip
+    assert "pipeline.yaml" in capsys.readouterr().out
+    executors = yaml.safe_load(out.read_text())["deploymentSpec"]["executors"].values()
+    assert all(e["container"]["env"] == [{"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"}] for e in executors)
     assert cli.main(["kfp", "compile", "-o", str(out), "--dvc-yaml", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml not found" in capsys.readouterr().err
 
@@ -171,11 +173,11 @@ def workdir(tmp_path: Path) -> Path:
     (work / "stages").mkdir(parents=True)
     shutil.copy(REPO / "params.yaml", work / "params.yaml")
     (work / "stages" / "echo.py").write_text(
-        "import yaml, pathlib\n"
+        "import os, yaml, pathlib\n"
         "p = yaml.safe_load(open('params.yaml'))\n"
         "raw = pathlib.Path('data/raw/clip.txt').read_text()\n"
         "pathlib.Path('data/out').mkdir(parents=True)\n"
-        "pathlib.Path('data/out/result.txt').write_text(f\"{p['noises']} {p['mix']['snr_db']} {raw}\")\n"
+        "pathlib.Path('data/out/result.txt').write_text(f\"{p['noises']} {p['mix']['snr_db']} {raw} {os.environ['DVC_EXP_NAME']}\")\n"
     )
     return work
 
@@ -190,11 +192,11 @@ def test_runner_places_deps_writes_params_runs_the_stage_and_exports_outs(workdi
     code = run_component([
         "--workdir", str(workdir), "--stage", "echo", "--cmd", f"{shlex.quote(sys.executable)} stages/echo.py",
         "--param", "noises", "2", "--param", "mix.snr_db", "[-5, 5]",
-        "--dep", "data/raw", str(raw), "--out", "data/out", str(exported),
+        "--dep", "data/raw", str(raw), "--out", "data/out", str(exported), "--run-name", "run-7",
     ])  # fmt: skip
     assert code == 0
     assert sorted(p.name for p in exported.iterdir()) == ["result.txt"]
-    assert (exported / "result.txt").read_text() == "2 [-5, 5] music"
+    assert (exported / "result.txt").read_text() == "2 [-5, 5] music kfp-run-7"  # one MLflow parent per KFP run
 
 
 def test_runner_refuses_an_invalid_param_before_running(workdir: Path) -> None:

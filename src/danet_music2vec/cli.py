@@ -103,17 +103,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_pair(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return text
+
+
 def cmd_kfp_compile(args: argparse.Namespace) -> int:
     # Imported here: the kfp SDK is needed by this command only.
     from danet_music2vec.kfp_pipeline.compiler import compile_pipeline
     from danet_music2vec.kfp_pipeline.dvc_stages import DvcYamlError
     from danet_music2vec.params import ParamError
 
+    env = dict(item.split("=", 1) for item in args.env)
     for path in (Path(args.dvc_yaml), Path(args.params)):
         if not path.is_file():
             raise UserError(f"{path} not found: run from the repository root (or pass --dvc-yaml/--params)")
     try:
-        out = compile_pipeline(args.output, args.dvc_yaml, args.params, args.image)
+        out = compile_pipeline(args.output, args.dvc_yaml, args.params, args.image, env)
     except (DvcYamlError, ParamError) as err:
         raise UserError(str(err)) from None
     print(f"{out}: Kubeflow pipeline of {args.dvc_yaml}'s stages, image {args.image}")
@@ -148,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = kfp_sub.add_parser("compile", help="compile dvc.yaml and params.yaml into a KFP v2 pipeline (YAML)")
     compile_.add_argument("-o", "--output", required=True, help="where to write the compiled pipeline (e.g. pipeline.yaml)")
     compile_.add_argument("--image", default=DEFAULT_IMAGE, help="the project image every step runs in (default: %(default)s)")
+    compile_.add_argument(
+        "--env", action="append", default=[], type=_env_pair, metavar="NAME=VALUE",
+        help="set in every step, e.g. MLFLOW_TRACKING_URI=http://mlflow:5000 (repeatable)",
+    )  # fmt: skip
     compile_.add_argument("--dvc-yaml", default="dvc.yaml", help="default: %(default)s")
     compile_.add_argument("--params", default="params.yaml", help="default: %(default)s")
     compile_.set_defaults(func=cmd_kfp_compile)

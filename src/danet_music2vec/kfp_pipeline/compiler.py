@@ -61,6 +61,7 @@ def _component(stage: Stage, params: list[str], deps: list[str], image: str) -> 
     def container(*placeholders: Any) -> dsl.ContainerSpec:
         value = dict(zip(names, placeholders))
         args = ["--workdir", IMAGE_WORKDIR, "--stage", stage.name, "--cmd", stage.cmd]
+        args += ["--run-name", dsl.PIPELINE_JOB_NAME_PLACEHOLDER]
         for key in params:
             args += ["--param", key, value[kfp_name(key)]]
         for path in deps:
@@ -77,8 +78,14 @@ def _component(stage: Stage, params: list[str], deps: list[str], image: str) -> 
     return dsl.container_component(container)
 
 
-def build_pipeline(dvc_yaml: str | Path, params_yaml: str | Path, image: str = DEFAULT_IMAGE) -> Callable[..., Any]:
-    """The KFP pipeline of ``dvc_yaml``: one component per stage, every params.yaml leaf a string parameter."""
+def build_pipeline(
+    dvc_yaml: str | Path, params_yaml: str | Path, image: str = DEFAULT_IMAGE, env: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
+    """The KFP pipeline of ``dvc_yaml``: one component per stage, every params.yaml leaf a string parameter.
+
+    ``env`` is set in every step, e.g. ``MLFLOW_TRACKING_URI``: without it each step logs to
+    an sqlite file inside its own pod, which is gone when the step ends.
+    """
     params = load_params(params_yaml)
     leaves = param_leaves(params)
     stages = topological_order(load_stages(dvc_yaml, params))
@@ -97,6 +104,8 @@ def build_pipeline(dvc_yaml: str | Path, params_yaml: str | Path, image: str = D
             arguments |= {path_name(out): produced[out] for _, out in inputs[stage.name]}
             task = components[stage.name](**arguments)
             task.set_display_name(stage.name)
+            for name, text in (env or {}).items():
+                task.set_env_variable(name, text)
             produced |= {out: task.outputs[path_name(out)] for out in stage.outs}
 
     pipeline.__name__ = PIPELINE_NAME.replace("-", "_")
@@ -111,10 +120,14 @@ def build_pipeline(dvc_yaml: str | Path, params_yaml: str | Path, image: str = D
 
 
 def compile_pipeline(
-    output: str | Path, dvc_yaml: str | Path = "dvc.yaml", params_yaml: str | Path = "params.yaml", image: str = DEFAULT_IMAGE
+    output: str | Path,
+    dvc_yaml: str | Path = "dvc.yaml",
+    params_yaml: str | Path = "params.yaml",
+    image: str = DEFAULT_IMAGE,
+    env: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the compiled pipeline (KFP IR YAML) to ``output`` and return its path."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(dvc_yaml, params_yaml, image), str(output))
+    compiler.Compiler().compile(build_pipeline(dvc_yaml, params_yaml, image, env), str(output))
     return output

@@ -14,6 +14,7 @@ path, from which KFP uploads it.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -68,14 +69,21 @@ def run_stage(
     params: Sequence[tuple[str, str]],
     deps: Sequence[tuple[str, str]],
     outs: Sequence[tuple[str, str]],
+    run_name: str | None = None,
 ) -> None:
-    """Place the deps, write the params, run ``cmd`` in ``workdir`` and copy the outs out."""
+    """Place the deps, write the params, run ``cmd`` in ``workdir`` and copy the outs out.
+
+    ``run_name`` (the KFP run's) stands in for the DVC experiment name, which names the
+    MLflow parent run: every step of one pipeline run logs under one parent, as the stages
+    of one ``dvc exp run`` do. Without it each step's own params.yaml would name the parent.
+    """
     for rel, artifact in deps:
         _copy(Path(artifact), workdir / rel)
     write_params(workdir / "params.yaml", params)
     for rel, _artifact in outs:
         _remove(workdir / rel)
-    subprocess.run(shlex.split(cmd), cwd=workdir, check=True)
+    env = os.environ | ({"DVC_EXP_NAME": f"kfp-{run_name}"} if run_name else {})
+    subprocess.run(shlex.split(cmd), cwd=workdir, env=env, check=True)
     for rel, artifact in outs:
         produced = workdir / rel
         if not produced.exists():
@@ -88,13 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True, help="the project copy in the image")
     parser.add_argument("--stage", required=True, help="DVC stage name (for messages)")
     parser.add_argument("--cmd", required=True, help="the stage's cmd from dvc.yaml")
+    parser.add_argument("--run-name", help="the KFP run's name: names the MLflow parent run")
     pair = dict(nargs=2, action="append", default=[])
     parser.add_argument("--param", metavar=("KEY", "YAML"), **pair)
     parser.add_argument("--dep", metavar=("PATH", "ARTIFACT"), **pair)
     parser.add_argument("--out", metavar=("PATH", "ARTIFACT"), **pair)
     args = parser.parse_args(argv)
     try:
-        run_stage(args.workdir, args.cmd, args.param, args.dep, args.out)
+        run_stage(args.workdir, args.cmd, args.param, args.dep, args.out, args.run_name)
     except subprocess.CalledProcessError as err:
         print(f"{args.stage}: `{args.cmd}` exited with status {err.returncode}", file=sys.stderr)
         return err.returncode
