@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 import yaml
 from dvc.repo import Repo
+from google.protobuf import json_format
+from kfp import components
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 from danet_music2vec import cli
 from danet_music2vec.kfp_pipeline.compiler import compile_pipeline
@@ -86,6 +89,14 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_one_component_per_stage_with_dvcs_edges_and_params(spec: dict[str, Any]) -> None:
     assert_matches_dvc(REPO, spec)
+
+
+def test_the_compiled_file_is_a_valid_pipeline_spec_that_kfp_loads(spec: dict[str, Any], tmp_path: Path) -> None:
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # unknown fields or wrong types raise
+    assert parsed.pipeline_info.name == "danet-music2vec"
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(spec))
+    loaded = components.load_component_from_file(str(tmp_path / "pipeline.yaml"))
+    assert set(loaded.component_spec.inputs) == set(spec["root"]["inputDefinitions"]["parameters"])
 
 
 def test_each_stage_runs_its_own_script_in_the_project_image(spec: dict[str, Any]) -> None:
