@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test bench ablation results clean-venv
+.PHONY: venv repro test bench ablation results kfp image clean-venv
 
 venv: $(STAMP)
 
@@ -32,6 +32,16 @@ ablation: $(STAMP)
 # docs/RESULTS.md from the experiments recorded in MLflow (runs nothing).
 results: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/ablation.py report
+
+# The Kubeflow pipeline of dvc.yaml's stages (README, Scale); IMAGE is what its steps run.
+IMAGE ?= danet-music2vec:0.1.0
+kfp: $(STAMP)
+	$(BIN)/dm2v kfp compile -o pipeline.yaml --image $(IMAGE)
+
+# That image, from requirements.lock (needs docker, or podman: make image ENGINE=podman).
+ENGINE ?= docker
+image:
+	$(ENGINE) build -t $(IMAGE) .
 
 clean-venv:
 	rm -rf $(VENV)

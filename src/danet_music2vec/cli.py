@@ -2,6 +2,7 @@
 
     dm2v denoise song.wav -o clean.wav [--model models/danet.pt]
     dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--danet models/danet.pt]
+    dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo:
 the file is mixed down to mono and resampled. User mistakes (missing file or model,
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
+from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
 
 EXIT_USER_ERROR = 2
 WRITABLE = (".wav", ".flac", ".ogg")
@@ -101,6 +103,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_pair(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return text
+
+
+def cmd_kfp_compile(args: argparse.Namespace) -> int:
+    # Imported here: the kfp SDK is needed by this command only.
+    from danet_music2vec.kfp_pipeline.compiler import compile_pipeline
+    from danet_music2vec.kfp_pipeline.dvc_stages import DvcYamlError
+    from danet_music2vec.params import ParamError
+
+    env = dict(item.split("=", 1) for item in args.env)
+    for path in (Path(args.dvc_yaml), Path(args.params)):
+        if not path.is_file():
+            raise UserError(f"{path} not found: run from the repository root (or pass --dvc-yaml/--params)")
+    try:
+        out = compile_pipeline(args.output, args.dvc_yaml, args.params, args.image, env)
+    except (DvcYamlError, ParamError) as err:
+        raise UserError(str(err)) from None
+    print(f"{out}: Kubeflow pipeline of {args.dvc_yaml}'s stages, image {args.image}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm2v", description="Denoise music and classify its genre with the trained models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--danet", default="models/danet.pt", help="DANet checkpoint for --denoise (default: %(default)s)")
     classify.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="for music2vec (default: %(default)s)")
     classify.set_defaults(func=cmd_classify)
+
+    kfp = sub.add_parser("kfp", help="the DVC stages as a Kubeflow pipeline")
+    kfp_sub = kfp.add_subparsers(dest="kfp_command", required=True)
+    compile_ = kfp_sub.add_parser("compile", help="compile dvc.yaml and params.yaml into a KFP v2 pipeline (YAML)")
+    compile_.add_argument("-o", "--output", required=True, help="where to write the compiled pipeline (e.g. pipeline.yaml)")
+    compile_.add_argument("--image", default=DEFAULT_IMAGE, help="the project image every step runs in (default: %(default)s)")
+    compile_.add_argument(
+        "--env", action="append", default=[], type=_env_pair, metavar="NAME=VALUE",
+        help="set in every step, e.g. MLFLOW_TRACKING_URI=http://mlflow:5000 (repeatable)",
+    )  # fmt: skip
+    compile_.add_argument("--dvc-yaml", default="dvc.yaml", help="default: %(default)s")
+    compile_.add_argument("--params", default="params.yaml", help="default: %(default)s")
+    compile_.set_defaults(func=cmd_kfp_compile)
     return parser
 
 

@@ -1,0 +1,133 @@
+"""Build and compile the Kubeflow pipeline of ``dvc.yaml``'s stages (kfp v2 SDK).
+
+Each stage becomes a container component named after it (KFP turns ``train_danet``
+into the task ``train-danet``; the task's display name stays ``train_danet``). Its
+inputs are the pipeline parameters of the params its stage declares, plus the few
+leaves no stage declares (``music2vec.device``): every stage still sees them,
+and KFP's cache, like DVC's, re-runs a step only when something it declares
+changes, so ``noises=2`` re-runs ``mix`` onwards and not ``train_music2vec``.
+Every DVC out (outs, metrics, plots) is an output artifact; a dep on another
+stage's out is the matching input artifact, and those artifact hand-offs are the
+task edges, so the pipeline's DAG is DVC's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kfp import compiler, dsl
+
+from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE, IMAGE_WORKDIR
+from danet_music2vec.kfp_pipeline.dvc_stages import (
+    DvcYamlError,
+    Stage,
+    declared_leaves,
+    kfp_name,
+    load_stages,
+    param_leaves,
+    path_name,
+    stage_inputs,
+    topological_order,
+)
+from danet_music2vec.params import load_params
+
+PIPELINE_NAME = "danet-music2vec"
+
+
+def yaml_text(value: Any) -> str:
+    """A param value as the one-line YAML a pipeline parameter carries (``[-5, 5]``, ``null``, ``sample``)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+
+
+def _stage_params(stages: list[Stage], leaves: Mapping[str, Any]) -> dict[str, list[str]]:
+    declared = {stage.name: declared_leaves(stage, leaves) for stage in stages}
+    undeclared = [leaf for leaf in leaves if not any(leaf in keys for keys in declared.values())]
+    return {name: keys + undeclared for name, keys in declared.items()}
+
+
+def _component(stage: Stage, params: list[str], deps: list[str], image: str) -> Callable[..., Any]:
+    """A container component running ``stage`` through the runner, with a signature built from its DVC spec."""
+    inputs = [(kfp_name(key), str) for key in params] + [(path_name(p), dsl.Input[dsl.Artifact]) for p in deps]
+    outputs = [(path_name(p), dsl.Output[dsl.Artifact]) for p in stage.outs]
+    names = [name for name, _ in inputs + outputs]
+    if len(set(names)) != len(names):
+        raise DvcYamlError(f"dvc.yaml: stage {stage.name}: two params or paths map to the same KFP name: {names}")
+
+    def container(*placeholders: Any) -> dsl.ContainerSpec:
+        value = dict(zip(names, placeholders))
+        args = ["--workdir", IMAGE_WORKDIR, "--stage", stage.name, "--cmd", stage.cmd]
+        args += ["--run-name", dsl.PIPELINE_JOB_NAME_PLACEHOLDER]
+        for key in params:
+            args += ["--param", key, value[kfp_name(key)]]
+        for path in deps:
+            args += ["--dep", path, value[path_name(path)].path]
+        for path in stage.outs:
+            args += ["--out", path, value[path_name(path)].path]
+        return dsl.ContainerSpec(image=image, command=["python", "-m", "danet_music2vec.kfp_pipeline.runner"], args=args)
+
+    container.__name__ = stage.name
+    container.__doc__ = f"DVC stage {stage.name}: {stage.cmd}"
+    container.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind) for name, kind in inputs + outputs]
+    )
+    return dsl.container_component(container)
+
+
+def build_pipeline(
+    dvc_yaml: str | Path, params_yaml: str | Path, image: str = DEFAULT_IMAGE, env: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
+    """The KFP pipeline of ``dvc_yaml``: one component per stage, every params.yaml leaf a string parameter.
+
+    ``env`` is set in every step, e.g. ``MLFLOW_TRACKING_URI``: without it each step logs to
+    an sqlite file inside its own pod, which is gone when the step ends.
+    """
+    params = load_params(params_yaml)
+    leaves = param_leaves(params)
+    stages = topological_order(load_stages(dvc_yaml, params))
+    inputs = stage_inputs(stages)
+    stage_params = _stage_params(stages, leaves)
+    components = {
+        stage.name: _component(stage, stage_params[stage.name], [out for _, out in inputs[stage.name]], image)
+        for stage in stages
+    }
+
+    def pipeline(*values: str) -> None:
+        value = dict(zip([kfp_name(leaf) for leaf in leaves], values))
+        produced: dict[str, Any] = {}  # DVC out path -> the task output that carries it
+        for stage in stages:
+            arguments = {kfp_name(key): value[kfp_name(key)] for key in stage_params[stage.name]}
+            arguments |= {path_name(out): produced[out] for _, out in inputs[stage.name]}
+            task = components[stage.name](**arguments)
+            task.set_display_name(stage.name)
+            for name, text in (env or {}).items():
+                task.set_env_variable(name, text)
+            produced |= {out: task.outputs[path_name(out)] for out in stage.outs}
+
+    pipeline.__name__ = PIPELINE_NAME.replace("-", "_")
+    pipeline.__doc__ = "DANet noise removal and music2vec genre classification: the stages of dvc.yaml."
+    pipeline.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(kfp_name(leaf), inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=yaml_text(v))
+            for leaf, v in leaves.items()
+        ]
+    )
+    return dsl.pipeline(name=PIPELINE_NAME)(pipeline)
+
+
+def compile_pipeline(
+    output: str | Path,
+    dvc_yaml: str | Path = "dvc.yaml",
+    params_yaml: str | Path = "params.yaml",
+    image: str = DEFAULT_IMAGE,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the compiled pipeline (KFP IR YAML) to ``output`` and return its path."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(dvc_yaml, params_yaml, image, env), str(output))
+    return output
