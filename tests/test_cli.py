@@ -18,8 +18,8 @@ from danet_music2vec.music2vec_training import Music2VecConfig, load_clip_set, s
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "music"
-ROCK = sorted((SAMPLE / "rock").glob("*.flac"))
-CLASSICAL = sorted((SAMPLE / "classical").glob("*.flac"))
+ROCK = sorted((SAMPLE / "rock").glob("*.ogg"))
+CLASSICAL = sorted((SAMPLE / "classical").glob("*.ogg"))
 
 
 @pytest.fixture(scope="module")
