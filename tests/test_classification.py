@@ -104,7 +104,7 @@ def test_classify_mixtures_rows_for_three_inputs(tmp_path: Path) -> None:
     rate = 22050
     music = _write(tmp_path / "raw/m.flac", noise(1.0, 7, rate), rate)
     rain = _write(tmp_path / "raw/n.flac", noise(0.5, 8, rate), rate)
-    row = dict(music_clip="m", label="rock", music_path=music, noise_clips=["n"], noise_paths=[rain],
+    row = dict(music_clip="m", label="rock", music_path=music, music_offset=0, noise_clips=["n"], noise_paths=[rain],
                noise_offsets=[100], noise_gains=[0.5], snr_db=6.0, num_samples=rate, sample_rate=rate)  # fmt: skip
     mixtures = pd.DataFrame(
         [row | {"mixture_id": "test-00001", "split": "test"}, row | {"mixture_id": "train-00000", "split": "train"}]
