@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from danet_music2vec.audio import load_audio
+from danet_music2vec.data.sources import SourceError
+from danet_music2vec.errors import StaleDataError
 
 MIXTURE_COLUMNS = [
     "mixture_id", "split", "music_clip", "label", "music_path", "noise_clips", "noise_paths",
@@ -92,7 +94,7 @@ def plan_mixtures(
         if music.empty:
             continue
         if len(pool) < noises:
-            raise ValueError(
+            raise SourceError(
                 f"the {split} split has {len(pool)} noise clip(s) but noises={noises} needs at least {noises} per mixture; "
                 "add noise clips or lower `noises`"
             )
@@ -147,7 +149,7 @@ def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None, sn
     load = load or _cached_loader(int(row.sample_rate))
     music = load(row.music_path)
     if music.shape[0] != row.num_samples:
-        raise ValueError(
+        raise StaleDataError(
             f"{row.music_path}: has {music.shape[0]} samples, the manifest says {row.num_samples}; "
             "data/raw changed after the mix stage ran: run `dvc repro mix`"
         )
