@@ -50,7 +50,8 @@ def repo(tmp_path, make_library):
     for item in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore"):
         src, dst = REPO / item, copy / item
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            # symlinks=True: stages/danet_music2vec must stay a link to the copy's own src/.
+            shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -104,6 +105,74 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
         [client.get_experiment_by_name("danet-music2vec").experiment_id], filter_string="tags.pipeline_key = 'queued-seed7'"
     )
     assert {r.info.run_name for r in queued} == {"queued-seed7", "mix", "features"}
+
+
+def wait_for_queue(repo: Path, names: list[str], timeout_s: float = 300) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = sh(["dvc", "queue", "status"], repo)
+        if all(n in status for n in names) and not any(w in status for w in ("Running", "Queued")):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"queue not done after {timeout_s} s:\n{status}")
+
+
+def stage_metrics(client: MlflowClient, key: str, stage: str) -> dict[str, float]:
+    experiment = client.get_experiment_by_name("danet-music2vec")
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.pipeline_key = '{key}' and tags.stage = '{stage}'"
+    )
+    assert run.info.status == "FINISHED", run.info
+    return {k: v for k, v in run.data.metrics.items() if not k.endswith("seconds")}
+
+
+def test_queued_experiments_run_their_own_commit_and_log_at_once_to_the_server(repo, on_team_stack):
+    sh(["dvc", "repro", "split"], repo)
+    commit(repo, "split")
+    head = sh(["git", "rev-parse", "HEAD"], repo).strip()
+    for seed in (7, 8):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"mix.seed={seed}", "-n", f"q{seed}", "mix"], repo)
+    # Change src/ after queueing: the experiments must run the code of their commit, not this.
+    mixing = repo / "src" / "danet_music2vec" / "data" / "mixing.py"
+    committed = mixing.read_text()
+    mixing.write_text(committed + '\nraise RuntimeError("the workspace code ran, not the experiment commit")\n')
+    sh(["dvc", "queue", "start", "-j", "2"], repo)
+    status = wait_for_queue(repo, ["q7", "q8"])
+    assert status.count("Success") == 2, status + sh(["dvc", "queue", "logs", "q7"], repo)
+    mixing.write_text(committed)
+    # The same experiment from the committed code, forced to run rather than restored from the run cache.
+    sh(["dvc", "exp", "run", "-f", "-s", "-S", "mix.seed=7", "-n", "direct7", "mix"], repo)
+
+    client = MlflowClient(on_team_stack.tracking_uri)
+    assert stage_metrics(client, "q7", "mix") == stage_metrics(client, "direct7", "mix")
+    assert set(stage_metrics(client, "q8", "mix")) == set(stage_metrics(client, "direct7", "mix"))
+    experiment = client.get_experiment_by_name("danet-music2vec")
+    for name in ("q7", "q8"):
+        (parent,) = client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.pipeline_key = '{name}' and tags.stage_kind = 'pipeline'"
+        )
+        tags = parent.data.tags
+        assert tags["dvc_exp_name"] == name and tags["dvc_exp_baseline_rev"] == head == tags["git_commit"]
+        assert tags["git_dirty"] == "true"  # params.yaml carries the experiment's -S
+        assert len(tags["params_sha256"]) == 64 and len(tags["data_manifest_sha256"]) == 64
+        assert parent.data.params["mix.seed"] == name[1:]
+
+
+def test_dvc_push_then_a_fresh_clone_pulls_to_an_up_to_date_pipeline(repo, on_team_stack, tmp_path):
+    sh(["dvc", "repro", "split"], repo)
+    commit(repo, "split")
+    endpoint = ["dvc", "remote", "modify", "--local", "team", "endpointurl", on_team_stack.s3.endpoint_url]
+    sh(endpoint, repo)
+    assert "pushed" in sh(["dvc", "push", "-r", "team"], repo)
+
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    sh(endpoint, clone)
+    assert not (clone / "data" / "raw").exists()
+    sh(["dvc", "pull", "-r", "team", "--with-deps", "split"], clone)
+    assert (clone / "data" / "splits.parquet").read_bytes() == (repo / "data" / "splits.parquet").read_bytes()
+    assert "up to date" in sh(["dvc", "status", "split"], clone).lower()
+    assert ran(sh(["dvc", "repro", "split"], clone)) == set()
 
 
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):

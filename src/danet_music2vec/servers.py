@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -85,27 +87,28 @@ def _process(args: list[str], log: Path, env: Mapping[str, str], ready_url: str,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(15)
+                process.wait(5)  # uvicorn waits for idle keep-alive clients; no state is lost by stopping it
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 
 @contextmanager
-def postgres(workdir: Path) -> Iterator[str]:
-    """A fresh PostgreSQL cluster in ``workdir``; yields its SQLAlchemy URI, stops it afterwards."""
+def postgres() -> Iterator[str]:
+    """A fresh, throw-away PostgreSQL cluster; yields its SQLAlchemy URI, stops and deletes it afterwards."""
     import pgserver
 
-    pgdata = workdir / "pgdata"
-    pgdata.mkdir(parents=True, exist_ok=True)
-    # pgserver listens on a Unix socket only (no TCP port at all); as root it runs postgres as
-    # its own `pgserver` user, since postgres refuses to run as root.
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    # pgserver listens on a Unix socket only (no TCP port at all). As root it runs postgres as
+    # its own `pgserver` user (postgres refuses root), which must reach the data folder: a
+    # folder of our own, since pytest resets its shared /tmp/pytest-of-<user> to 0700.
+    parent = Path(tempfile.mkdtemp(prefix="dm2v-postgres-"))
+    server = pgserver.get_server(parent / "pgdata", cleanup_mode="delete")
     try:
         server.psql("CREATE DATABASE mlflow;")
         yield server.get_uri("mlflow").replace("postgresql://", "postgresql+psycopg2://", 1)
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @contextmanager
@@ -157,7 +160,7 @@ def team_stack(workdir: Path, bucket: str = "team") -> Iterator[TeamStack]:
     """PostgreSQL + S3 + an MLflow server on both: MLflow artifacts under ``s3://<bucket>/mlflow``."""
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        db = stack.enter_context(postgres(workdir))
+        db = stack.enter_context(postgres())
         s3_server = stack.enter_context(s3(workdir, bucket))
         url = stack.enter_context(mlflow_server(workdir, db, s3_server, f"s3://{bucket}/mlflow"))
         yield TeamStack(tracking_uri=url, s3=s3_server, bucket=bucket, postgres_uri=db)
@@ -165,7 +168,7 @@ def team_stack(workdir: Path, bucket: str = "team") -> Iterator[TeamStack]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start a local PostgreSQL + S3 + MLflow server stack until Ctrl-C.")
-    parser.add_argument("workdir", type=Path, help="folder for the database and the server logs")
+    parser.add_argument("workdir", type=Path, help="folder for the server logs")
     parser.add_argument("--bucket", default="team", help="S3 bucket for MLflow artifacts and the DVC remote")
     args = parser.parse_args(argv)
     with team_stack(args.workdir.resolve(), args.bucket) as stack:
