@@ -212,3 +212,18 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "two-noises" in json.dumps(shown)
+
+
+def test_unreachable_tracking_server_stops_the_stage_before_it_touches_outputs(repo):
+    from danet_music2vec.servers import free_port
+
+    previous = repo / "data" / "raw" / "manifest.parquet"  # stands for the output of an earlier run
+    previous.parent.mkdir(parents=True)
+    previous.write_bytes(b"earlier output")
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run([sys.executable, "stages/download.py"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"download: error: MLFLOW_TRACKING_URI={uri}: the MLflow tracking server does not answer")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert previous.read_bytes() == b"earlier output"

@@ -1,3 +1,9 @@
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -62,3 +68,69 @@ def test_pipeline_key_without_dvc_is_rev_plus_params_hash(monkeypatch):
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     a, b = tracking.pipeline_key({"noises": 1}), tracking.pipeline_key({"noises": 2})
     assert a != b and a.split("-")[0] == b.split("-")[0]
+
+
+def test_parent_run_carries_the_trace_tags(store, monkeypatch):
+    repo = store
+    (repo / "params.yaml").write_text("noises: 1\n")
+    (repo / "data" / "raw").mkdir(parents=True)
+    (repo / "data" / "raw" / "manifest.parquet").write_bytes(b"clips")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "params.yaml"], ["commit", "-qm", "init"]):
+        subprocess.run(git + cmd, cwd=repo, check=True)
+    (repo / "params.yaml").write_text("noises: 2\n")  # what `dvc exp run -S noises=2` does
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
+    with tracking.stage_run("mix", {"noises": 2}):
+        pass
+    (parent,) = [r for r in runs(store) if r.data.tags["stage_kind"] == "pipeline"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert {k: parent.data.tags[k] for k in tracking.TRACE_TAGS} == {
+        "git_commit": head,
+        "git_dirty": "true",
+        "dvc_exp_name": "exp-one",
+        "dvc_exp_baseline_rev": "abc123",
+        "params_sha256": hashlib.sha256(b"noises: 2\n").hexdigest(),
+        "data_manifest_sha256": hashlib.sha256(b"clips").hexdigest(),
+    }
+
+
+STAGE_THAT_HANGS = """
+import time
+from danet_music2vec import stage, tracking
+
+def main():
+    with tracking.stage_run("train_danet", {"noises": 1}):
+        print("started", flush=True)
+        time.sleep(120)
+
+stage.run(main, "train_danet")
+"""
+
+
+def start_hanging_stage(store):
+    env = os.environ | {"DVC_ROOT": str(store), "DVC_EXP_NAME": "exp-one"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen([sys.executable, "-c", STAGE_THAT_HANGS], env=env, cwd=store, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "started\n"
+    return process
+
+
+def test_sigterm_marks_the_child_run_failed(store):
+    process = start_hanging_stage(store)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 128 + signal.SIGTERM
+    (child,) = [r for r in runs(store) if r.info.run_name == "train_danet"]
+    assert child.info.status == "FAILED"
+
+
+def test_a_sigkilled_stage_is_marked_failed_by_its_rerun(store):
+    process = start_hanging_stage(store)
+    process.kill()
+    process.wait(60)
+    (killed,) = [r for r in runs(store) if r.info.run_name == "train_danet"]
+    assert killed.info.status == "RUNNING"  # nothing in the process could run
+    with tracking.stage_run("train_danet", {"noises": 1}):
+        pass
+    statuses = {r.info.run_id: r.info.status for r in runs(store) if r.info.run_name == "train_danet"}
+    assert statuses.pop(killed.info.run_id) == "FAILED" and list(statuses.values()) == ["FINISHED"]
