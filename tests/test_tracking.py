@@ -4,7 +4,10 @@ import signal
 import subprocess
 import sys
 
+import mlflow
+import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from danet_music2vec import tracking
@@ -134,3 +137,37 @@ def test_a_sigkilled_stage_is_marked_failed_by_its_rerun(store):
         pass
     statuses = {r.info.run_id: r.info.status for r in runs(store) if r.info.run_name == "train_danet"}
     assert statuses.pop(killed.info.run_id) == "FAILED" and list(statuses.values()) == ["FINISHED"]
+
+
+def test_copy_runs_moves_a_local_store_to_the_server_once(store, on_team_stack, tmp_path, monkeypatch, capsys):
+    from danet_music2vec.cli import main
+
+    local = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", local)
+    monkeypatch.setenv("DVC_EXP_NAME", "before-the-server")
+    (store / "curve.csv").write_text("snr,f1\n0,0.5\n")
+    with tracking.stage_run("score", {"noises": 1}) as run:
+        run.log_metrics({"loss": 1.0}, step=1)
+        run.log_metrics({"loss": 0.5}, step=2)
+        run.log_parent_metrics({"separation.gnsdr": 2.0})
+        run.log_artifact(store / "curve.csv", "plots")
+        run.log_model(torch.nn.Linear(2, 1), name="music2vec", input_example=np.zeros((1, 2), np.float32))
+
+    assert main(["copy-runs", "--from", local, "--to", on_team_stack.tracking_uri]) == 0
+    assert "copied 2 runs" in capsys.readouterr().out
+    assert main(["copy-runs", "--from", local, "--to", on_team_stack.tracking_uri]) == 0
+    assert "copied 0 runs" in capsys.readouterr().out
+
+    server = MlflowClient(on_team_stack.tracking_uri)
+    experiment = server.get_experiment_by_name(tracking.EXPERIMENT)
+    copied = server.search_runs([experiment.experiment_id], filter_string="tags.pipeline_key = 'before-the-server'")
+    parent = next(r for r in copied if r.data.tags["stage_kind"] == "pipeline")
+    child = next(r for r in copied if r.data.tags["stage_kind"] == "stage")
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
+    assert [m.value for m in server.get_metric_history(child.info.run_id, "loss")] == [1.0, 0.5]
+    assert parent.data.metrics["separation.gnsdr"] == 2.0 and parent.data.params["noises"] == "1"
+    back = server.download_artifacts(child.info.run_id, "plots/curve.csv", str(tmp_path / "back"))
+    assert open(back).read() == "snr,f1\n0,0.5\n"
+    (model,) = server.search_logged_models([experiment.experiment_id], filter_string=f"source_run_id = '{child.info.run_id}'")
+    mlflow.set_tracking_uri(on_team_stack.tracking_uri)
+    assert tuple(mlflow.pytorch.load_model(model.model_uri)(torch.zeros(1, 2)).shape) == (1, 1)
