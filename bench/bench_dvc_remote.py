@@ -51,6 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     targets = ["--with-deps", *args.stages] if args.stages else []
     repo = Path.cwd()
+    local_config = repo / ".dvc" / "config.local"
+    had_local_config = local_config.exists()
     with tempfile.TemporaryDirectory(prefix="bench-dvc-remote-") as tmp, servers.s3(Path(tmp), BUCKET) as s3:
         os.environ.update(s3.env())
         add_remote(repo, s3.endpoint_url)
@@ -58,6 +60,8 @@ def main() -> None:
             push = dvc(["push", "-r", REMOTE, *targets], repo)
         finally:
             dvc(["remote", "remove", "--local", REMOTE], repo)
+            if not had_local_config and not local_config.read_text().strip():
+                local_config.unlink()
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
         add_remote(clone, s3.endpoint_url)

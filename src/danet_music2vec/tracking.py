@@ -53,6 +53,8 @@ TRACE_TAGS = (
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# Against a server MLflow prints two "View run" lines per finished run, after one more request.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def repo_root() -> Path:
