@@ -171,15 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workdir", type=Path, help="folder for the server logs")
     parser.add_argument("--bucket", default="team", help="S3 bucket for MLflow artifacts and the DVC remote")
     args = parser.parse_args(argv)
+    # SIGTERM (and SIGINT, also where a shell started us in the background) stops the servers too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: sys.exit(128 + number))
     with team_stack(args.workdir.resolve(), args.bucket) as stack:
         print(f"export MLFLOW_TRACKING_URI={stack.tracking_uri}")
         for key, value in stack.s3.env().items():
             print(f"export {key}={value}")
         print(f"# DVC remote: s3://{stack.bucket}/dvc   (Ctrl-C stops the servers)", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        signal.pause()
     return 0
 
 
