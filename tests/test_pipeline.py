@@ -161,34 +161,46 @@ def test_queued_experiments_run_their_own_commit_and_log_at_once_to_the_server(r
 def test_dvc_push_then_a_fresh_clone_pulls_to_an_up_to_date_pipeline(on_team_stack, tmp_path):
     # A two-stage project with this repository's .dvc/config (its `team` remote): the pipeline's
     # own stages would only add minutes of audio work to the same push and pull.
-    repo = tmp_path / "repo"
+    repo, origin, clone = tmp_path / "repo", tmp_path / "origin.git", tmp_path / "clone"
     (repo / ".dvc").mkdir(parents=True)
     shutil.copy2(REPO / ".dvc" / "config", repo / ".dvc" / "config")
     (repo / "clips").mkdir()
     for i in range(20):
         (repo / "clips" / f"{i}.bin").write_bytes(os.urandom(4096))
+    (repo / "params.yaml").write_text("copies: 1\n")
     (repo / "dvc.yaml").write_text(
         "stages:\n"
         "  pack:\n    cmd: cat clips/*.bin > packed.bin\n    deps: [clips]\n    outs: [packed.bin]\n"
-        "  count:\n    cmd: wc -c packed.bin > count.txt\n    deps: [packed.bin]\n    outs: [count.txt]\n"
+        "  count:\n    cmd: wc -c packed.bin > count.txt && echo ${copies} >> count.txt\n"
+        "    deps: [packed.bin]\n    params: [copies]\n    outs: [count.txt]\n"
     )
     sh(["git", "init", "-q"], repo)
+    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    sh(["git", "remote", "add", "origin", str(origin)], repo)
     sh(["dvc", "add", "clips"], repo)
     sh(["dvc", "repro"], repo)
     commit(repo, "pipeline")
+    sh(["git", "push", "-q", "origin", "HEAD"], repo)
     endpoint = ["dvc", "remote", "modify", "--local", "team", "endpointurl", on_team_stack.s3.endpoint_url]
     sh(endpoint, repo)
     assert "23 files pushed" in sh(["dvc", "push", "-r", "team"], repo)
+    sh(["dvc", "exp", "run", "-S", "copies=2", "-n", "two-copies"], repo)
+    sh(["dvc", "exp", "push", "-r", "team", "origin", "two-copies"], repo)
 
-    clone = tmp_path / "clone"
-    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     sh(endpoint, clone)
     assert not (clone / "clips").exists() and not (clone / "packed.bin").exists()
     sh(["dvc", "pull", "-r", "team"], clone)
-    for out in ("packed.bin", "count.txt", "clips/7.bin"):
+    for out in ("packed.bin", "clips/7.bin"):
         assert (clone / out).read_bytes() == (repo / out).read_bytes(), out
+    assert (clone / "count.txt").read_text().endswith("\n1\n")
     assert "up to date" in sh(["dvc", "status"], clone).lower()
     assert "Running stage" not in sh(["dvc", "repro"], clone)
+
+    sh(["dvc", "exp", "pull", "-r", "team", "origin", "two-copies"], clone)
+    sh(["dvc", "exp", "apply", "two-copies"], clone)
+    assert (clone / "count.txt").read_text().endswith("\n2\n")
+    assert "up to date" in sh(["dvc", "status"], clone).lower()
 
 
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):
