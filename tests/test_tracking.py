@@ -81,6 +81,13 @@ def test_parent_run_carries_the_trace_tags(store, monkeypatch):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     for cmd in (["init", "-q"], ["add", "params.yaml"], ["commit", "-qm", "init"]):
         subprocess.run(git + cmd, cwd=repo, check=True)
+    (repo / "metrics").mkdir()
+    (repo / "metrics" / "split.json").write_text("{}")
+    subprocess.run(git + ["add", "metrics"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "metrics"], cwd=repo, check=True)
+    (repo / "metrics" / "split.json").write_text('{"clips": 3}')  # a stage's output: not dirty code
+    monkeypatch.chdir(repo)
+    assert tracking.trace_tags()["git_dirty"] == "false"
     (repo / "params.yaml").write_text("noises: 2\n")  # what `dvc exp run -S noises=2` does
     monkeypatch.chdir(repo)
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")

@@ -46,6 +46,8 @@ from danet_music2vec.errors import TrackingError
 EXPERIMENT = "danet-music2vec"
 KEY_TAG = "pipeline_key"
 DATA_MANIFEST = Path("data/raw") / MANIFEST
+# Git-tracked files that the stages themselves write: a run changing them does not make its code dirty.
+PIPELINE_WRITES = ("dvc.lock", "metrics", "plots")
 # Tags on every parent run; README "MLflow" shows how to get from them to `dvc exp apply`.
 TRACE_TAGS = (
     "git_commit", "git_dirty", "dvc_exp_name", "dvc_exp_baseline_rev", "params_sha256", "data_manifest_sha256",
@@ -126,7 +128,8 @@ def trace_tags(checkout: Path | None = None) -> dict[str, str]:
     ``-S`` changed params.yaml; the experiment name restores it exactly.
     """
     checkout = checkout or Path.cwd()
-    status = _git(["status", "--porcelain", "--untracked-files=no"], checkout)
+    excluded = [f":(exclude){path}" for path in PIPELINE_WRITES]
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", *excluded], checkout)
     tags = {
         "git_commit": _git(["rev-parse", "HEAD"], checkout),
         "git_dirty": None if status is None else str(bool(status)).lower(),
@@ -213,9 +216,9 @@ def _parent_run(client: Any, experiment_id: str, key: str, params: Mapping[str, 
     tags = trace_tags()
     found = _find_parent(client, experiment_id, key)
     if found is not None:
-        missing = {k: v for k, v in tags.items() if found.data.tags.get(k) != v}
-        if missing:
-            client.log_batch(found.info.run_id, tags=[RunTag(k, v) for k, v in missing.items()])
+        changed = {k: v for k, v in tags.items() if found.data.tags.get(k) != v}
+        if changed:  # e.g. the manifest hash, once the download stage has written it
+            client.log_batch(found.info.run_id, tags=[RunTag(k, v) for k, v in changed.items()])
         return found.info.run_id
     run = client.create_run(experiment_id, run_name=key, tags={KEY_TAG: key, "stage_kind": "pipeline"} | tags)
     flat = {k: str(v) for k, v in flatten(params).items()}
