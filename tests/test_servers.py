@@ -1,6 +1,5 @@
 """The team stack itself: a stage logs through a real `mlflow server` (PostgreSQL store, artifacts proxied to S3)."""
 
-import boto3
 import mlflow
 import numpy as np
 import pytest
@@ -43,7 +42,7 @@ def test_stage_logs_params_metrics_plot_and_model_through_the_server(on_team_sta
     assert mlflow.models.get_model_info(model.model_uri).signature is not None
 
     # The bytes are in the S3 bucket, and nothing was written next to the client.
-    s3 = boto3.client("s3", endpoint_url=on_team_stack.s3.endpoint_url, **servers._boto_credentials())
+    s3 = on_team_stack.s3.client()
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=on_team_stack.bucket, Prefix="mlflow/")["Contents"]]
     assert any(k.endswith("plots/loss.csv") for k in keys) and any(k.endswith("MLmodel") for k in keys)
     assert not (tmp_path / "mlruns").exists()

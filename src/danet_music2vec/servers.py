@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 # moto accepts any credentials; these name the fake account so logs say what they are.
@@ -42,6 +43,18 @@ class S3Server:
     def env(self) -> dict[str, str]:
         """Environment for S3 clients of this server (boto3, DVC's s3 remote, ``mlflow server``)."""
         return S3_CREDENTIALS | {"AWS_ENDPOINT_URL": self.endpoint_url, "MLFLOW_S3_ENDPOINT_URL": self.endpoint_url}
+
+    def client(self) -> Any:
+        """A boto3 S3 client of this server."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+        )
 
 
 @dataclass(frozen=True)
@@ -120,22 +133,8 @@ def s3(workdir: Path, bucket: str | None = None) -> Iterator[S3Server]:
     with _process(args, workdir / "moto.log", os.environ | S3_CREDENTIALS, f"{url}/moto-api/", timeout_s=60):
         server = S3Server(url)
         if bucket:
-            create_bucket(server, bucket)
+            server.client().create_bucket(Bucket=bucket)
         yield server
-
-
-def create_bucket(server: S3Server, bucket: str) -> None:
-    import boto3
-
-    boto3.client("s3", endpoint_url=server.endpoint_url, **_boto_credentials()).create_bucket(Bucket=bucket)
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-    }
 
 
 @contextmanager
