@@ -45,3 +45,21 @@ def make_library(tmp_path: Path):
         return music_dir, noise_dir
 
     return build
+
+
+@pytest.fixture(scope="session")
+def team_stack(tmp_path_factory):
+    """Real PostgreSQL + moto S3 + `mlflow server` on 127.0.0.1, started once for the session and stopped after it."""
+    from danet_music2vec.servers import team_stack as start
+
+    with start(tmp_path_factory.mktemp("team")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def on_team_stack(team_stack, monkeypatch):
+    """This test's MLflow and S3 clients talk to the session's servers."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_stack.tracking_uri)
+    for key, value in team_stack.s3.env().items():
+        monkeypatch.setenv(key, value)
+    return team_stack

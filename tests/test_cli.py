@@ -96,6 +96,7 @@ def test_unreadable_or_missing_audio_gives_the_audio_error(tiny_model: Path, tmp
     assert cli.main(["classify", str(junk), "--model", str(tiny_model)]) == 2
     err = capsys.readouterr().err
     assert "junk.wav: cannot be read as audio" in err and "Traceback" not in err
+    assert "data." not in err  # pipeline params mean nothing to someone denoising one file
     assert cli.main(["classify", str(tmp_path / "absent.flac"), "--model", str(tiny_model)]) == 2
     assert "absent.flac: no such file" in capsys.readouterr().err
 

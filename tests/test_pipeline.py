@@ -50,7 +50,8 @@ def repo(tmp_path, make_library):
     for item in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore"):
         src, dst = REPO / item, copy / item
         if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            # symlinks=True: stages/danet_music2vec must stay a link to the copy's own src/.
+            shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -110,6 +111,102 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
     assert {r.info.run_name for r in queued} == {"queued-seed7", "mix"}
 
 
+def wait_for_queue(repo: Path, names: list[str], timeout_s: float = 300) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = sh(["dvc", "queue", "status"], repo)
+        if all(n in status for n in names) and not any(w in status for w in ("Running", "Queued")):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"queue not done after {timeout_s} s:\n{status}")
+
+
+def stage_metrics(client: MlflowClient, key: str, stage: str) -> dict[str, float]:
+    experiment = client.get_experiment_by_name("danet-music2vec")
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.pipeline_key = '{key}' and tags.stage = '{stage}'"
+    )
+    assert run.info.status == "FINISHED", run.info
+    return {k: v for k, v in run.data.metrics.items() if not k.endswith("seconds")}
+
+
+def test_queued_experiments_run_their_own_commit_and_log_at_once_to_the_server(repo, on_team_stack):
+    sh(["dvc", "repro", "split"], repo)
+    commit(repo, "split")
+    head = sh(["git", "rev-parse", "HEAD"], repo).strip()
+    for seed in (7, 8):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"mix.seed={seed}", "-n", f"q{seed}", "mix"], repo)
+    # Change src/ after queueing: the experiments must run the code of their commit, not this.
+    mixing = repo / "src" / "danet_music2vec" / "data" / "mixing.py"
+    committed = mixing.read_text()
+    mixing.write_text(committed + '\nraise RuntimeError("the workspace code ran, not the experiment commit")\n')
+    sh(["dvc", "queue", "start", "-j", "2"], repo)
+    status = wait_for_queue(repo, ["q7", "q8"])
+    assert status.count("Success") == 2, status + sh(["dvc", "queue", "logs", "q7"], repo)
+    mixing.write_text(committed)
+    # The same experiment from the committed code, forced to run rather than restored from the run cache.
+    sh(["dvc", "exp", "run", "-f", "-s", "-S", "mix.seed=7", "-n", "direct7", "mix"], repo)
+
+    client = MlflowClient(on_team_stack.tracking_uri)
+    assert stage_metrics(client, "q7", "mix") == stage_metrics(client, "direct7", "mix")
+    assert set(stage_metrics(client, "q8", "mix")) == set(stage_metrics(client, "direct7", "mix"))
+    experiment = client.get_experiment_by_name("danet-music2vec")
+    for name in ("q7", "q8"):
+        (parent,) = client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.pipeline_key = '{name}' and tags.stage_kind = 'pipeline'"
+        )
+        tags = parent.data.tags
+        assert tags["dvc_exp_name"] == name and tags["dvc_exp_baseline_rev"] == head == tags["git_commit"]
+        assert tags["git_dirty"] == "true"  # params.yaml carries the experiment's -S
+        assert len(tags["params_sha256"]) == 64 and len(tags["data_manifest_sha256"]) == 64
+        assert parent.data.params["mix.seed"] == name[1:]
+
+
+def test_dvc_push_then_a_fresh_clone_pulls_to_an_up_to_date_pipeline(on_team_stack, tmp_path):
+    # A two-stage project with this repository's .dvc/config (its `team` remote): the pipeline's
+    # own stages would only add minutes of audio work to the same push and pull.
+    repo, origin, clone = tmp_path / "repo", tmp_path / "origin.git", tmp_path / "clone"
+    (repo / ".dvc").mkdir(parents=True)
+    shutil.copy2(REPO / ".dvc" / "config", repo / ".dvc" / "config")
+    (repo / "clips").mkdir()
+    for i in range(20):
+        (repo / "clips" / f"{i}.bin").write_bytes(os.urandom(4096))
+    (repo / "params.yaml").write_text("copies: 1\n")
+    (repo / "dvc.yaml").write_text(
+        "stages:\n"
+        "  pack:\n    cmd: cat clips/*.bin > packed.bin\n    deps: [clips]\n    outs: [packed.bin]\n"
+        "  count:\n    cmd: wc -c packed.bin > count.txt && echo ${copies} >> count.txt\n"
+        "    deps: [packed.bin]\n    params: [copies]\n    outs: [count.txt]\n"
+    )
+    sh(["git", "init", "-q"], repo)
+    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    sh(["git", "remote", "add", "origin", str(origin)], repo)
+    sh(["dvc", "add", "clips"], repo)
+    sh(["dvc", "repro"], repo)
+    commit(repo, "pipeline")
+    sh(["git", "push", "-q", "origin", "HEAD"], repo)
+    endpoint = ["dvc", "remote", "modify", "--local", "team", "endpointurl", on_team_stack.s3.endpoint_url]
+    sh(endpoint, repo)
+    assert "23 files pushed" in sh(["dvc", "push", "-r", "team"], repo)
+    sh(["dvc", "exp", "run", "-S", "copies=2", "-n", "two-copies"], repo)
+    sh(["dvc", "exp", "push", "-r", "team", "origin", "two-copies"], repo)
+
+    sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+    sh(endpoint, clone)
+    assert not (clone / "clips").exists() and not (clone / "packed.bin").exists()
+    sh(["dvc", "pull", "-r", "team"], clone)
+    for out in ("packed.bin", "clips/7.bin"):
+        assert (clone / out).read_bytes() == (repo / out).read_bytes(), out
+    assert (clone / "count.txt").read_text().endswith("\n1\n")
+    assert "up to date" in sh(["dvc", "status"], clone).lower()
+    assert "Running stage" not in sh(["dvc", "repro"], clone)
+
+    sh(["dvc", "exp", "pull", "-r", "team", "origin", "two-copies"], clone)
+    sh(["dvc", "exp", "apply", "two-copies"], clone)
+    assert (clone / "count.txt").read_text().endswith("\n2\n")
+    assert "up to date" in sh(["dvc", "status"], clone).lower()
+
+
 def test_bad_param_stops_the_stage_with_a_clear_message(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["noises"] = 3
@@ -147,3 +244,18 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "two-noises" in json.dumps(shown)
+
+
+def test_unreachable_tracking_server_stops_the_stage_before_it_touches_outputs(repo):
+    from danet_music2vec.servers import free_port
+
+    previous = repo / "data" / "raw" / "manifest.parquet"  # stands for the output of an earlier run
+    previous.parent.mkdir(parents=True)
+    previous.write_bytes(b"earlier output")
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run([sys.executable, "stages/download.py"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"download: error: MLFLOW_TRACKING_URI={uri}: the MLflow tracking server does not answer")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert previous.read_bytes() == b"earlier output"

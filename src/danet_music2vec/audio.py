@@ -31,6 +31,7 @@ class AudioError(ValueError):
     def __init__(self, path: str | os.PathLike[str], problem: str, fix: str) -> None:
         self.path = Path(path)
         self.problem = problem
+        self.fix = fix
         super().__init__(f"{path}: {problem}; {fix}")
 
 
@@ -62,14 +63,14 @@ def load_audio(
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioError(path, "no such file", "check the path (and data.music_dir / data.noise_dir in params.yaml)")
+        raise AudioError(path, "no such file", "check the path")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
         raise AudioError(
             path,
             f"cannot be read as audio ({err})",
-            f"re-export it as one of {SUPPORTED} or remove it (data.on_bad_file: skip leaves it out)",
+            f"re-export it as one of {SUPPORTED}",
         ) from None
     if audio.shape[0] == 0:
         raise AudioError(path, "is empty (0 samples)", "remove it or replace it with the real recording")

@@ -3,6 +3,7 @@
     dm2v denoise song.wav -o clean.wav [--model models/danet.pt]
     dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--danet models/danet.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
+    dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo:
 the file is mixed down to mono and resampled. User mistakes (missing file or model,
@@ -127,6 +128,22 @@ def cmd_kfp_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_copy_runs(args: argparse.Namespace) -> int:
+    # Imported here: the audio commands must not pay for mlflow's import.
+    from danet_music2vec.errors import TrackingError
+    from danet_music2vec.tracking import copy_runs
+
+    source = args.source or f"sqlite:///{Path('mlflow.db').resolve()}"
+    if source.startswith("sqlite:///") and not Path(source.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"{source}: no such MLflow store; run from the repository that has mlflow.db (or pass --from)")
+    try:
+        copied, already = copy_runs(source, args.target)
+    except TrackingError as err:
+        raise UserError(str(err)) from None
+    print(f"{args.target}: copied {copied} runs from {source} ({already} copied before)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm2v", description="Denoise music and classify its genre with the trained models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--dvc-yaml", default="dvc.yaml", help="default: %(default)s")
     compile_.add_argument("--params", default="params.yaml", help="default: %(default)s")
     compile_.set_defaults(func=cmd_kfp_compile)
+
+    copy = sub.add_parser("copy-runs", help="copy the runs of a local mlflow.db to a tracking server (again: only new runs)")
+    copy.add_argument("--to", dest="target", required=True, help="tracking URI to copy to, e.g. http://mlflow.example:5000")
+    copy.add_argument("--from", dest="source", help="tracking URI to copy from (default: sqlite:///<cwd>/mlflow.db)")
+    copy.set_defaults(func=cmd_copy_runs)
     return parser
 
 

@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable
 
 from danet_music2vec.audio import AudioError
-from danet_music2vec.data.download import DownloadError
+from danet_music2vec.data.download import ArchiveError, DownloadError
 from danet_music2vec.data.sources import SourceError
+from danet_music2vec.errors import CheckpointError, StaleDataError, TrackingError
 from danet_music2vec.params import ParamError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (AudioError, DownloadError, ParamError, SourceError, ValueError)
+# Our own types only: a ValueError from a bug in our code or a library keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    AudioError, ArchiveError, CheckpointError, DownloadError, ParamError, SourceError, StaleDataError, TrackingError,
+)
 
 
 def run(main: Callable[[], None], name: str) -> None:

@@ -10,16 +10,29 @@ MLflow UI compares experiments in one table.
 The store defaults to ``sqlite:///<repo>/mlflow.db`` with artifacts in
 ``<repo>/mlruns``; ``<repo>`` is ``DVC_ROOT`` when DVC sets it, so queued
 experiments, which run in temporary copies of the repo, log to the same store.
-``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server on PostgreSQL).
+``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server on PostgreSQL
+with artifacts on S3, which then also receives the artifacts: clients need no S3
+credentials). A server that cannot be reached stops the stage before it computes
+anything, with one line naming ``MLFLOW_TRACKING_URI``.
+
+The parent run carries what it takes to get back to the code and data that made it
+(``TRACE_TAGS``): git commit and dirty flag of the checkout that ran, the DVC
+experiment name and baseline rev, and hashes of params.yaml and the data manifest.
+A stage killed by SIGTERM (or Ctrl-C) leaves its child run FAILED; one killed
+without a chance to clean up (SIGKILL) is marked FAILED by the next run of that stage.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 import logging
 import os
+import signal
 import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,11 +40,23 @@ from typing import Any
 
 import yaml
 
+from danet_music2vec.data.ingest import MANIFEST
+from danet_music2vec.errors import TrackingError
+
 EXPERIMENT = "danet-music2vec"
 KEY_TAG = "pipeline_key"
+DATA_MANIFEST = Path("data/raw") / MANIFEST
+# Git-tracked files that the stages themselves write: a run changing them does not make its code dirty.
+PIPELINE_WRITES = ("dvc.lock", "metrics", "plots")
+# Tags on every parent run; README "MLflow" shows how to get from them to `dvc exp apply`.
+TRACE_TAGS = (
+    "git_commit", "git_dirty", "dvc_exp_name", "dvc_exp_baseline_rev", "params_sha256", "data_manifest_sha256",
+)
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# Against a server MLflow prints two "View run" lines per finished run, after one more request.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def repo_root() -> Path:
@@ -42,6 +67,25 @@ def repo_root() -> Path:
 def tracking_uri(root: Path | None = None) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else an absolute sqlite URI under the repo."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Raise :class:`TrackingError` if ``uri`` is a tracking server that does not answer.
+
+    MLflow's own client retries for minutes before failing with a long traceback;
+    one health request gives the user the one line that says what to fix.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            response.read()
+    except (OSError, urllib.error.URLError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={uri}: the MLflow tracking server does not answer ({reason}); "
+            "start it, or unset MLFLOW_TRACKING_URI to log to mlflow.db"
+        ) from None
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -61,13 +105,41 @@ def pipeline_key(params: Mapping[str, Any]) -> str:
     if os.environ.get("DVC_EXP_NAME"):
         return os.environ["DVC_EXP_NAME"]
     digest = hashlib.sha256(yaml.safe_dump(dict(params), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{_git(['rev-parse', '--short', 'HEAD'], repo_root()) or 'norev'}-{digest}"
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    """Output of a git command, or None outside a git checkout."""
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=repo_root()
-        ).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        rev = "norev"
-    return f"{rev}-{digest}"
+        return None
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def trace_tags(checkout: Path | None = None) -> dict[str, str]:
+    """``TRACE_TAGS`` of the code and data in ``checkout`` (the current directory: the copy that runs).
+
+    In a queued or ``--temp`` experiment that copy is DVC's checkout of the baseline
+    commit plus the experiment's changes, so ``git_dirty`` is ``true`` whenever
+    ``-S`` changed params.yaml; the experiment name restores it exactly.
+    """
+    checkout = checkout or Path.cwd()
+    excluded = [f":(exclude){path}" for path in PIPELINE_WRITES]
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", *excluded], checkout)
+    tags = {
+        "git_commit": _git(["rev-parse", "HEAD"], checkout),
+        "git_dirty": None if status is None else str(bool(status)).lower(),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME"),
+        "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
+        "params_sha256": _sha256(checkout / "params.yaml"),
+        # Only after the download stage has written it; later stages fill the tag in.
+        "data_manifest_sha256": _sha256(checkout / DATA_MANIFEST),
+    }
+    return {k: v for k, v in tags.items() if v is not None}
 
 
 class StageRun:
@@ -139,16 +211,60 @@ def _find_parent(client: Any, experiment_id: str, key: str) -> Any:
 
 
 def _parent_run(client: Any, experiment_id: str, key: str, params: Mapping[str, Any]) -> str:
-    from mlflow.entities import Param
+    from mlflow.entities import Param, RunTag
 
+    tags = trace_tags()
     found = _find_parent(client, experiment_id, key)
     if found is not None:
+        changed = {k: v for k, v in tags.items() if found.data.tags.get(k) != v}
+        if changed:  # e.g. the manifest hash, once the download stage has written it
+            client.log_batch(found.info.run_id, tags=[RunTag(k, v) for k, v in changed.items()])
         return found.info.run_id
-    run = client.create_run(experiment_id, run_name=key, tags={KEY_TAG: key, "stage_kind": "pipeline"})
+    run = client.create_run(experiment_id, run_name=key, tags={KEY_TAG: key, "stage_kind": "pipeline"} | tags)
     flat = {k: str(v) for k, v in flatten(params).items()}
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _experiment_id(client: Any, root: Path, uri: str) -> str:
+    """The id of ``EXPERIMENT``, created on first use (by whichever of two concurrent stages gets there first)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A tracking server stores artifacts where its --artifacts-destination says; the
+    # local default keeps them next to mlflow.db.
+    location = None if uri.startswith(("http://", "https://")) else (root / "mlruns").as_uri()
+    try:
+        return client.create_experiment(EXPERIMENT, artifact_location=location)
+    except MlflowException:
+        return client.get_experiment_by_name(EXPERIMENT).experiment_id
+
+
+def _fail_stale_children(client: Any, experiment_id: str, parent_id: str, stage: str) -> None:
+    """Mark FAILED the RUNNING child runs of ``stage`` left by a process killed without cleanup (SIGKILL)."""
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.stage = '{stage}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="FAILED")
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so ``finally`` and ``except`` blocks run (a plain SIGTERM skips them)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -162,16 +278,14 @@ def stage_run(stage: str, params: Mapping[str, Any], groups: tuple[str, ...] = (
     from mlflow.tracking import MlflowClient
 
     root = repo_root()
-    mlflow.set_tracking_uri(tracking_uri(root))
+    uri = tracking_uri(root)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment
-        else client.create_experiment(EXPERIMENT, artifact_location=(root / "mlruns").as_uri())
-    )
+    experiment_id = _experiment_id(client, root, uri)
     key = pipeline_key(params)
     parent_id = _parent_run(client, experiment_id, key, params)
+    _fail_stale_children(client, experiment_id, parent_id, stage)
     child = client.create_run(
         experiment_id,
         run_name=stage,
@@ -182,7 +296,8 @@ def stage_run(stage: str, params: Mapping[str, Any], groups: tuple[str, ...] = (
     logged |= {g: params[g] for g in groups if g in params}
     run.log_params(logged)
     try:
-        yield run
+        with _sigterm_raises():
+            yield run
     except BaseException:
         client.set_terminated(run.run_id, status="FAILED")
         raise
@@ -242,3 +357,73 @@ def stage_artifact(key: str, stage: str, artifact: str, dst: Path, root: Path | 
         return None
     dst.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(children[0].info.run_id, artifact, str(dst)))
+
+
+COPIED_FROM_TAG = "copied_from_run_id"
+
+
+def _all_runs(client: Any, experiment_id: str) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def copy_runs(source_uri: str, target_uri: str) -> tuple[int, int]:
+    """Copy this project's runs from one store to another, e.g. a local mlflow.db to a team's server.
+
+    Each run keeps its name, status, times, params, tags, full metric histories, artifacts
+    and logged models (MLflow 3 stores those apart from the run's artifacts); parent links
+    are re-pointed at the copies. Copies are tagged ``copied_from_run_id``, so running it
+    again copies only new runs. Returns (copied, already there).
+    """
+    import tempfile
+
+    import mlflow.artifacts
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    for uri in (source_uri, target_uri):
+        check_reachable(uri)
+    source, target = MlflowClient(source_uri), MlflowClient(target_uri)
+    experiment = source.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        raise TrackingError(f"{source_uri}: has no experiment {EXPERIMENT!r} to copy")
+    target_experiment = _experiment_id(target, repo_root(), target_uri)
+    copies = {
+        r.data.tags[COPIED_FROM_TAG]: r.info.run_id for r in _all_runs(target, target_experiment) if COPIED_FROM_TAG in r.data.tags
+    }
+    already = len(copies)
+    # Parents first, so that every child's parent already has its copy.
+    runs = sorted(_all_runs(source, experiment.experiment_id), key=lambda r: ("mlflow.parentRunId" in r.data.tags, r.info.start_time))
+    for run in runs:
+        old_id = run.info.run_id
+        if old_id in copies:
+            continue
+        tags = dict(run.data.tags) | {COPIED_FROM_TAG: old_id}
+        if "mlflow.parentRunId" in tags:
+            tags["mlflow.parentRunId"] = copies[tags["mlflow.parentRunId"]]
+        new_id = target.create_run(target_experiment, start_time=run.info.start_time, tags=tags, run_name=run.info.run_name).info.run_id
+        params = [Param(k, v) for k, v in run.data.params.items()]
+        metrics = [m for key in run.data.metrics for m in source.get_metric_history(old_id, key)]
+        # MLflow's batch limits: 100 params, 1000 metrics per call.
+        for i in range(0, len(params), 100):
+            target.log_batch(new_id, params=params[i : i + 100])
+        for i in range(0, len(metrics), 1000):
+            target.log_batch(new_id, metrics=metrics[i : i + 1000])
+        with tempfile.TemporaryDirectory() as tmp:
+            if source.list_artifacts(old_id):
+                target.log_artifacts(new_id, source.download_artifacts(old_id, "", f"{tmp}/run"))
+            for model in source.search_logged_models([experiment.experiment_id], filter_string=f"source_run_id = '{old_id}'"):
+                local = mlflow.artifacts.download_artifacts(model.artifact_location, dst_path=f"{tmp}/{model.model_id}", tracking_uri=source_uri)
+                copy = target.create_logged_model(
+                    target_experiment, model.name, new_id, dict(model.tags), dict(model.params), model.model_type
+                )
+                target.log_model_artifacts(copy.model_id, local)
+                target.finalize_logged_model(copy.model_id, "READY")
+        target.set_terminated(new_id, status=run.info.status, end_time=run.info.end_time)
+        copies[old_id] = new_id
+    return len(copies) - already, already

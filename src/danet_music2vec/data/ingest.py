@@ -59,7 +59,8 @@ def ingest(
                 audio = load_audio(clip.source_path, sample_rate, min_seconds=min_seconds[clip.kind])
             except AudioError as err:
                 if on_bad_file == "error":
-                    raise
+                    # The pipeline's own way out, which load_audio (also used by dm2v) cannot name.
+                    raise AudioError(err.path, err.problem, f"{err.fix} (or data.on_bad_file: skip leaves bad files out)") from None
                 skipped.append({"file": str(clip.source_path), "reason": err.problem})
                 continue
             rel = Path(clip.clip_id + ".flac")

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from danet_music2vec.audio import load_audio
+from danet_music2vec.data.sources import SourceError
+from danet_music2vec.errors import StaleDataError
 
 MIXTURE_COLUMNS = [
     "mixture_id", "split", "music_clip", "label", "music_path", "music_offset", "noise_clips", "noise_paths",
@@ -96,7 +98,7 @@ def plan_mixtures(
         if music.empty:
             continue
         if len(pool) < noises:
-            raise ValueError(
+            raise SourceError(
                 f"the {split} split has {len(pool)} noise clip(s) but noises={noises} needs at least {noises} per mixture; "
                 "add noise clips or lower `noises`"
             )
@@ -157,7 +159,7 @@ def render_mixture(row: Any, load: Callable[[str], np.ndarray] | None = None, sn
     offset = int(row.music_offset)
     music = whole[offset : offset + int(row.num_samples)]
     if music.shape[0] != row.num_samples:
-        raise ValueError(
+        raise StaleDataError(
             f"{row.music_path}: has {whole.shape[0]} samples, the manifest needs {offset + row.num_samples}; "
             "data/raw changed after the mix stage ran: run `dvc repro mix`"
         )

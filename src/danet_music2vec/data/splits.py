@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from torchaudio.datasets import gtzan
 
+from danet_music2vec.data.sources import SourceError
+
 GTZAN_TEST_SIZE = 50
 ESC50_ORIGINAL_TRAIN_ROWS = 1900
 
@@ -78,7 +80,7 @@ def esc50_original_split(clips: pd.DataFrame) -> pd.Series:
 def fold_split(clips: pd.DataFrame, test_folds: Sequence[int]) -> pd.Series:
     """Clips whose ESC-50 fold is in ``test_folds`` are the test set."""
     if (clips["fold"] < 0).all():
-        raise ValueError("split.noise_method=folds needs ESC-50 folds; the noise clips have no CSV with a 'fold' column")
+        raise SourceError("split.noise_method=folds needs ESC-50 folds; the noise clips have no CSV with a 'fold' column")
     return clips["fold"].isin(list(test_folds)).map({True: "test", False: "train"})
 
 
@@ -100,7 +102,7 @@ def split_clips(catalogue: pd.DataFrame, split_params: dict, profile: str) -> tu
 
     music, dropped = drop_small_genres(catalogue[catalogue["kind"] == "music"], split_params["min_clips_per_genre"])
     if music["label"].nunique() < 2:
-        raise ValueError(
+        raise SourceError(
             f"fewer than 2 genres have at least split.min_clips_per_genre={split_params['min_clips_per_genre']} "
             "clips; add music or lower that param"
         )
@@ -122,7 +124,7 @@ def split_clips(catalogue: pd.DataFrame, split_params: dict, profile: str) -> tu
     for kind in ("music", "noise"):
         for side in ("train", "test"):
             if not ((table["kind"] == kind) & (table["split"] == side)).any():
-                raise ValueError(f"the {side} split has no {kind} clips; add data or change split.test_fraction")
+                raise SourceError(f"the {side} split has no {kind} clips; add data or change split.test_fraction")
     facts = {
         "music_method": music_method,
         "noise_method": noise_method,
