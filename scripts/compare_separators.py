@@ -6,9 +6,9 @@
 ``run`` executes ``dvc exp run --temp -n sep-<variant>-s<seed> -S danet.seed=<seed> ... score``
 per variant and seed (the pipeline up to the score stage; DVC's run cache restores what
 another experiment already computed, e.g. the trained model of a variant that only changes
-inference). Experiments already recorded in MLflow are skipped, so an interrupted run
-resumes. ``report`` reads each experiment's per-mixture scores (the score stage's
-``separation.csv`` artifact) and gives, per variant, GNSDR per seed (mean and spread) and
+inference). Experiments already saved (a DVC experiment ref of that name) are skipped,
+so an interrupted run resumes; every experiment also logs to MLflow as usual. ``report`` reads each experiment's per-mixture scores (the score stage's
+``plots/separation.csv`` in the experiment's git ref) and gives, per variant, GNSDR per seed (mean and spread) and
 the paired difference to the default on the same test mixtures: per mixture, the NSDR
 averaged over the seeds of each variant, then the length-weighted mean difference with a
 bootstrap 95% interval over mixtures. A variant becomes the default only if that interval
@@ -18,10 +18,11 @@ excludes zero.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ sys.path.insert(0, str(REPO / "src"))
 
 from danet_music2vec.atomic import atomic_path  # noqa: E402
 from danet_music2vec.metrics import paired_difference  # noqa: E402
-from danet_music2vec.tracking import pipeline_metrics, stage_artifact  # noqa: E402
 
 # name -> (what it is, overrides of params.yaml). "default" is params.yaml as committed.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -52,7 +52,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "loss-si-sdr": ("SI-SDR loss through the inverse STFT", {"danet.loss": "si_sdr"}),
 }  # fmt: skip
 SEEDS = (0, 1, 2)
-ARTIFACT = "separation.csv"  # the score stage's per-mixture table (plots/separation.csv)
 
 
 def exp_name(variant: str, seed: int) -> str:
@@ -65,11 +64,11 @@ def _yaml(value: Any) -> str:
 
 def run(variants: list[str], seeds: list[int], force: bool) -> None:
     todo = [(v, s) for v in variants for s in seeds]
-    done = pipeline_metrics([exp_name(v, s) for v, s in todo], REPO)
+    done = experiment_files([exp_name(v, s) for v, s in todo])
     for variant, seed in todo:
         name = exp_name(variant, seed)
-        if not force and "separation.gnsdr" in done.get(name, {}):
-            print(f"{name}: already recorded in MLflow (use --force to rerun)")
+        if not force and name in done:
+            print(f"{name}: already saved as a DVC experiment (use --force to rerun)")
             continue
         overrides = VARIANTS[variant][1] | {"danet.seed": seed}
         cmd = ["dvc", "exp", "run", "--temp", "-n", name]
@@ -81,15 +80,27 @@ def run(variants: list[str], seeds: list[int], force: bool) -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def per_mixture(names: list[str]) -> dict[str, pd.DataFrame]:
-    """The score stage's per-mixture table of each recorded experiment."""
-    tables = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            path = stage_artifact(name, "score", ARTIFACT, Path(tmp) / name, REPO)
-            if path is not None:
-                tables[name] = pd.read_csv(path)
-    return tables
+def experiment_files(names: list[str], repo: Path = REPO) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
+    """Per-mixture scores (``plots/separation.csv``) and ``metrics/score.json`` of each experiment, from its git ref.
+
+    Read from the commit DVC saved for the experiment (``refs/exps/...``), not from MLflow:
+    an experiment whose stages were all restored from DVC's cache (e.g. the default with
+    the committed seed) ran no stage, so it logged nothing, but its commit holds its outputs.
+    """
+    listing = subprocess.run(["git", "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps"],
+                             cwd=repo, capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    refs: dict[str, str] = {}
+    for ref in listing:
+        refs.setdefault(ref.rsplit("/", 1)[-1], ref)  # the newest run of a name wins
+    found = {}
+    for name in names:
+        if name not in refs:
+            continue
+        show = lambda path: subprocess.run(["git", "show", f"{refs[name]}:{path}"], cwd=repo, capture_output=True)  # noqa: E731
+        table, score = show("plots/separation.csv"), show("metrics/score.json")
+        if table.returncode == 0 and score.returncode == 0:
+            found[name] = (pd.read_csv(io.BytesIO(table.stdout)), json.loads(score.stdout))
+    return found
 
 
 def _system(table: pd.DataFrame, system: str) -> pd.DataFrame:
@@ -101,11 +112,12 @@ def _gnsdr(part: pd.DataFrame) -> float:
     return float(np.average(part["nsdr_music"], weights=part["length"]))
 
 
-def report(n_boot: int = 2000) -> str:
+def report(n_boot: int = 2000, repo: Path = REPO) -> str:
     """The markdown section: GNSDR per seed and paired differences to the default."""
     names = {v: [exp_name(v, s) for s in range(10)] for v in VARIANTS}
-    tables = per_mixture([n for group in names.values() for n in group])
-    headline = pipeline_metrics(list(tables), REPO)
+    found = experiment_files([n for group in names.values() for n in group], repo)
+    tables = {name: table for name, (table, _) in found.items()}
+    headline = {name: score for name, (_, score) in found.items()}
     runs = {v: [n for n in group if n in tables] for v, group in names.items()}
     if not runs["default"]:
         return "Not recorded yet: run `python scripts/compare_separators.py run`.\n"
@@ -121,8 +133,9 @@ def report(n_boot: int = 2000) -> str:
     oracle, gate = _gnsdr(_system(first, "oracle_irm")), _gnsdr(_system(first, "baseline"))
     lines = [
         "Seeds and paired intervals. ",
-        f"Generated by `python scripts/compare_separators.py report` from `{len(tables)}` experiments recorded by "
-        "`python scripts/compare_separators.py run` (`dvc exp run --temp ... score` per variant and training seed). "
+        f"Generated by `python scripts/compare_separators.py report` from the {len(tables)} experiments that "
+        "`python scripts/compare_separators.py run` saved (`dvc exp run --temp ... score` per variant and training "
+        "seed; their outputs are read from the experiments' git refs). "
         f"All are scored on the same {len(default)} test mixtures (every test clip with several test noises, 1 noise, "
         f"0 dB; BSS Eval at 8 kHz). On them the oracle ratio mask reaches GNSDR {oracle:.2f} dB and the spectral gate "
         f"{gate:.2f} dB. Paired difference: per mixture, each variant's NSDR averaged over its seeds, minus the "
@@ -159,7 +172,7 @@ def main() -> None:
     run_p = sub.add_parser("run", help="train and score each variant with each seed (dvc exp run --temp ... score)")
     run_p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     run_p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    run_p.add_argument("--force", action="store_true", help="rerun experiments already recorded in MLflow")
+    run_p.add_argument("--force", action="store_true", help="rerun experiments already saved")
     rep = sub.add_parser("report", help="write docs/SEPARATORS.md from the recorded experiments")
     rep.add_argument("--out", type=Path, default=REPO / "docs" / "SEPARATORS.md")
     args = parser.parse_args()

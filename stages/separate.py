@@ -9,6 +9,7 @@ from tqdm import tqdm
 from danet_music2vec import stage
 from danet_music2vec.atomic import atomic_dir, write_json, write_parquet
 from danet_music2vec.audio import save_audio
+from danet_music2vec.data.sources import SourceError
 from danet_music2vec.data.mixing import render_mixture
 from danet_music2vec.params import load_params
 from danet_music2vec.separation import Separator, timed_separate
@@ -26,7 +27,7 @@ def main() -> None:
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         if test.empty:
-            raise ValueError("data/mixtures.parquet has no test mixtures; check split.test_fraction and run `dvc repro mix`")
+            raise SourceError("data/mixtures.parquet has no test mixtures; check split.test_fraction and run `dvc repro mix`")
         rows, clipped = [], 0
         with atomic_dir(OUT) as tmp:
             for row in tqdm(list(test.itertuples()), desc="separate", unit="track"):

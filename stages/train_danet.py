@@ -18,6 +18,7 @@ from danet_music2vec import stage
 from danet_music2vec.atomic import write_csv, write_json
 from danet_music2vec.danet_training import DanetTrainConfig, EpochStats, export_model, train_danet
 from danet_music2vec.dsp import StftConfig
+from danet_music2vec.errors import StaleDataError
 from danet_music2vec.evaluation import json_safe
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.params import load_params
@@ -41,7 +42,7 @@ def main() -> None:
     with stage_run("train_danet", params, groups=("danet", "stft")) as run:
         store = FeatureStore("data/features")
         if store.config != StftConfig.from_params(params["stft"]):
-            raise ValueError("data/features was computed with other stft params than params.yaml; run `dvc repro features`")
+            raise StaleDataError("data/features was computed with other stft params than params.yaml; run `dvc repro features`")
 
         def on_epoch(stats: EpochStats) -> None:
             run.log_metrics(epoch_metrics(stats), step=stats.epoch)

@@ -43,9 +43,11 @@ import numpy as np
 from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_path
+from danet_music2vec.data.sources import SourceError
 from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig, istft
 from danet_music2vec.dynamic_mixing import DynamicMixer, split_groups
+from danet_music2vec.errors import CheckpointError
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, ideal_binary_assignment, mask_loss, si_sdr
 from danet_music2vec.models.danet import DANet
@@ -259,9 +261,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path}: not a readable DANet checkpoint ({err}); delete it and rerun `dvc repro train_danet`") from None
+        raise CheckpointError(f"{path}: not a readable DANet checkpoint ({err}); delete it and rerun `dvc repro train_danet`") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model_config" not in state:
-        raise ValueError(f"{path}: not a DANet checkpoint of format {CHECKPOINT_FORMAT}; rerun `dvc repro train_danet`")
+        raise CheckpointError(f"{path}: not a DANet checkpoint of format {CHECKPOINT_FORMAT}; rerun `dvc repro train_danet`")
     return state
 
 
@@ -269,7 +271,7 @@ def export_model(checkpoint_path: str | os.PathLike[str], model_path: str | os.P
     """Write the inference part of a finished checkpoint (best epoch's weights, no optimizer or RNG state), atomically."""
     state = load_checkpoint(checkpoint_path)
     if not state.get("complete", False):
-        raise ValueError(f"{checkpoint_path}: training is not finished (epoch {state['epoch']}); rerun `dvc repro train_danet`")
+        raise CheckpointError(f"{checkpoint_path}: training is not finished (epoch {state['epoch']}); rerun `dvc repro train_danet`")
     best = state["best"]
     model = {k: v for k, v in state.items() if k not in ("optimizer_state", "rng", "best")}
     # The exported weights are those of the best validation epoch, not necessarily the last.
@@ -392,7 +394,7 @@ def train_danet(
     checkpoint_path = Path(checkpoint_path)
     device = resolve_device(cfg.device, "danet.device")
     if len(store) == 0:
-        raise ValueError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
+        raise SourceError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
     train_mixer, val_mixer = make_mixers(store, cfg)
     val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
     torch.manual_seed(cfg.seed)

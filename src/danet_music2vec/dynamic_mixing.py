@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from danet_music2vec.data.sources import SourceError
 from danet_music2vec.features import FeatureStore
 
 _POWER_FLOOR = 1e-12
@@ -66,9 +67,9 @@ class DynamicMixer:
         self.music = store.clips("music")[lambda d: d["group"].isin(music_groups)].reset_index(drop=True)
         self.noise = store.clips("noise")[lambda d: d["group"].isin(noise_groups)].reset_index(drop=True)
         if self.music.empty:
-            raise ValueError(f"{store.root}: no music clips to train the separator on; check data/splits.parquet")
+            raise SourceError(f"{store.root}: no music clips to train the separator on; check data/splits.parquet")
         if len(self.noise) < noises:
-            raise ValueError(
+            raise SourceError(
                 f"{store.root}: {len(self.noise)} training noise clip(s) but noises={noises} needs at least {noises}; "
                 "add noise clips or lower `noises`"
             )

@@ -59,8 +59,10 @@ from scipy.optimize import linear_sum_assignment
 from danet_music2vec.audio import resample
 from danet_music2vec.danet_training import load_checkpoint, model_from_checkpoint
 from danet_music2vec.devices import resolve_device
+from danet_music2vec.errors import CheckpointError
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.models.danet import DANet, kmeans
+from danet_music2vec.params import ParamError
 
 MASK_SOURCES = ("head", "attractors")
 ATTRACTORS = ("kmeans", "fixed", "anchored")
@@ -139,37 +141,37 @@ class Separator:
         if masks is None:  # what the model was trained for: its head if it has one
             masks = "head" if getattr(model, "has_mask_head", False) else "attractors"
         if masks not in MASK_SOURCES:
-            raise ValueError(f"params.yaml: separate.masks={masks!r} is not allowed; use one of {', '.join(MASK_SOURCES)}")
+            raise ParamError(f"params.yaml: separate.masks={masks!r} is not allowed; use one of {', '.join(MASK_SOURCES)}")
         if masks == "head" and not getattr(model, "has_mask_head", False):
-            raise ValueError(
+            raise ParamError(
                 "params.yaml: separate.masks=head needs a model with a mask head (danet.objective: chimera or mask); "
                 "this one was trained with danet.objective: attractor: set separate.masks: attractors"
             )
         if masks == "attractors" and not getattr(model, "has_embedding", True):
-            raise ValueError(
+            raise ParamError(
                 "params.yaml: separate.masks=attractors needs DANet embeddings; this model was trained with "
                 "danet.objective: mask: set separate.masks: head"
             )
         if attractor not in ATTRACTORS:
-            raise ValueError(f"params.yaml: separate.attractor={attractor!r} is not allowed; use one of {', '.join(ATTRACTORS)}")
+            raise ParamError(f"params.yaml: separate.attractor={attractor!r} is not allowed; use one of {', '.join(ATTRACTORS)}")
         if kmeans_scope not in KMEANS_SCOPES:
-            raise ValueError(
+            raise ParamError(
                 f"params.yaml: separate.kmeans_scope={kmeans_scope!r} is not allowed; use one of {', '.join(KMEANS_SCOPES)}"
             )
         if output_rate not in OUTPUT_RATES:
-            raise ValueError(
+            raise ParamError(
                 f"params.yaml: separate.output_rate={output_rate!r} is not allowed; use one of {', '.join(OUTPUT_RATES)}"
             )
         if kmeans_init not in KMEANS_INITS:
-            raise ValueError(
+            raise ParamError(
                 f"params.yaml: separate.kmeans_init={kmeans_init!r} is not allowed; use one of {', '.join(KMEANS_INITS)}"
             )
         if not 0.0 <= mask_floor < 1.0:
-            raise ValueError(f"params.yaml: separate.mask_floor={mask_floor!r} must be in [0, 1)")
+            raise ParamError(f"params.yaml: separate.mask_floor={mask_floor!r} must be in [0, 1)")
         if not 0.0 <= overlap < 1.0:
-            raise ValueError(f"params.yaml: separate.overlap={overlap!r} must be in [0, 1)")
+            raise ParamError(f"params.yaml: separate.overlap={overlap!r} must be in [0, 1)")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"params.yaml: separate.batch_size={batch_size!r} must be a positive integer")
+            raise ParamError(f"params.yaml: separate.batch_size={batch_size!r} must be a positive integer")
         self.device = resolve_device(device, key="separate.device")
         self.model = model.to(self.device).eval()
         self.cfg = cfg
@@ -209,13 +211,13 @@ class Separator:
         """Load ``models/danet.pt`` (written by training); ``kwargs`` as for the constructor."""
         state = load_checkpoint(path)
         if not state.get("complete", False):
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: training stopped after epoch {state['epoch']} of {state['params']['epochs']}; "
                 "rerun `dvc repro train_danet` to finish it"
             )
         if kwargs.get("masks") != "head" and kwargs.get("attractor") == "anchored" \
                 and state["params"].get("attractor") != "anchored":
-            raise ValueError(
+            raise ParamError(
                 f"params.yaml: separate.attractor=anchored needs a model trained with danet.attractor=anchored; "
                 f"{path} was trained with danet.attractor={state['params'].get('attractor', 'ideal')}"
             )

@@ -334,31 +334,6 @@ def pipeline_metrics(
     return found
 
 
-def stage_artifact(key: str, stage: str, artifact: str, dst: Path, root: Path | None = None) -> Path | None:
-    """Download ``artifact`` of the newest ``stage`` child run of pipeline ``key`` into folder ``dst``.
-
-    None when that pipeline or stage was never recorded (e.g. an experiment not run yet).
-    """
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri(root or repo_root()))
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    parent = _find_parent(client, experiment.experiment_id, key) if experiment else None
-    if parent is None:
-        return None
-    children = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.stage = '{stage}' "
-        "and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not children:
-        return None
-    dst.mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(children[0].info.run_id, artifact, str(dst)))
-
-
 COPIED_FROM_TAG = "copied_from_run_id"
 
 
