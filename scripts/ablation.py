@@ -93,7 +93,7 @@ def _yaml(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def _set_args(overrides: dict[str, Any]) -> list[str]:
+def set_args(overrides: dict[str, Any]) -> list[str]:
     return [arg for key, value in overrides.items() for arg in ("-S", f"{key}={_yaml(value)}")]
 
 
@@ -106,7 +106,7 @@ def run(selected: list[int], variants: list[int], noises: list[int], force: bool
             print(f"{name}: already recorded in MLflow (use --force to rerun)")
             continue
         cmd = ["dvc", "exp", "run", "--temp", "-n", name, "-S", f"noises={n}"]
-        cmd += _set_args(overrides | {"sweep.snr_db": SNRS})
+        cmd += set_args(overrides | {"sweep.snr_db": SNRS})
         print("$", " ".join(cmd), flush=True)
         start = time.perf_counter()
         subprocess.run(cmd, cwd=REPO, check=True, env=os.environ | {"DVC_NO_ANALYTICS": "1"})

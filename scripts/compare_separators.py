@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from ablation import set_args  # noqa: E402  (the same `-S key=value` arguments as the ablation's)
 from danet_music2vec.atomic import atomic_path  # noqa: E402
 from danet_music2vec.metrics import paired_difference  # noqa: E402
 
@@ -58,10 +59,6 @@ def exp_name(variant: str, seed: int) -> str:
     return f"sep-{variant}-s{seed}"
 
 
-def _yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
 def run(variants: list[str], seeds: list[int], force: bool) -> None:
     todo = [(v, s) for v in variants for s in seeds]
     done = experiment_files([exp_name(v, s) for v, s in todo])
@@ -72,7 +69,7 @@ def run(variants: list[str], seeds: list[int], force: bool) -> None:
             continue
         overrides = VARIANTS[variant][1] | {"danet.seed": seed}
         cmd = ["dvc", "exp", "run", "--temp", "-n", name]
-        cmd += [arg for key, value in overrides.items() for arg in ("-S", f"{key}={_yaml(value)}")]
+        cmd += set_args(overrides)
         cmd.append("score")
         print("$", " ".join(cmd), flush=True)
         start = time.perf_counter()

@@ -37,7 +37,7 @@ def test_rows_go_from_the_original_to_the_defaults_one_fix_at_a_time():
 
 
 def test_overrides_are_passed_as_yaml_that_dvc_parses():
-    args = ablation._set_args({"danet.threshold_db": None, "music2vec.augment_lowpass_hz": [], "sweep.snr_db": [-5.0, 0.0]})
+    args = ablation.set_args({"danet.threshold_db": None, "music2vec.augment_lowpass_hz": [], "sweep.snr_db": [-5.0, 0.0]})
     assert args == ["-S", "danet.threshold_db=null", "-S", "music2vec.augment_lowpass_hz=[]", "-S", "sweep.snr_db=[-5.0, 0.0]"]
     assert ablation.exp_name(0, 2) == "abl-00-original-n2"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,21 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     return params
 
 
-def _require(params: dict[str, Any], dotted: str) -> Any:
+def lookup(params: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``dotted`` (``"danet.epochs"``) in nested params; ``KeyError(dotted)`` if any part is missing."""
     node: Any = params
     for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ParamError(f"params.yaml: missing '{dotted}'")
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(dotted)
         node = node[part]
     return node
+
+
+def _require(params: dict[str, Any], dotted: str) -> Any:
+    try:
+        return lookup(params, dotted)
+    except KeyError:
+        raise ParamError(f"params.yaml: missing '{dotted}'") from None
 
 
 def _choice(params: dict[str, Any], dotted: str, allowed: tuple[Any, ...]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from danet_music2vec.params import lookup
 from danet_music2vec.tracking import flatten
 
 TEMPLATE = re.compile(r"\$\{\s*([^}]+?)\s*\}")
@@ -43,12 +44,10 @@ class Stage:
 
 
 def _lookup(params: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise DvcYamlError(f"dvc.yaml: ${{{dotted}}} is not a key of params.yaml")
-        node = node[part]
-    return node
+    try:
+        return lookup(params, dotted)
+    except KeyError:
+        raise DvcYamlError(f"dvc.yaml: ${{{dotted}}} is not a key of params.yaml") from None
 
 
 def _resolve(value: Any, params: Mapping[str, Any]) -> Any:
