@@ -384,6 +384,108 @@ def make_mixers(store: FeatureStore, cfg: DanetTrainConfig) -> tuple[DynamicMixe
                                extra_share=cfg.extra_music_share)
 
 
+@dataclass
+class _Progress:
+    """What the checkpoint carries from one epoch to the next."""
+
+    losses: list[float] = field(default_factory=list)
+    history: list[EpochStats] = field(default_factory=list)
+    attractors: torch.Tensor | None = None  # (C, K) mean training attractors of the last epoch
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "si_sdr": -math.inf, "state": None})
+    start_epoch: int = 1
+
+
+def _resume(checkpoint_path: Path, match: dict[str, Any], model: DANet, optimizer: torch.optim.Optimizer,
+            cfg: DanetTrainConfig, device: torch.device) -> _Progress:
+    """Load a checkpoint of this same run into ``model`` and ``optimizer``; a fresh start otherwise."""
+    fresh = _Progress(attractors=torch.zeros(len(SOURCES), cfg.embedding_dim))
+    if not checkpoint_path.is_file():
+        return fresh
+    state = load_checkpoint(checkpoint_path)
+    if state.get("match") != match or state["epoch"] > cfg.epochs:
+        print(f"{checkpoint_path}: written for other parameters or training data; training from scratch", file=sys.stderr)
+        return fresh
+    model.load_state_dict(state["model_state"])
+    optimizer.load_state_dict(state["optimizer_state"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return _Progress(list(state["losses"]), [EpochStats(**h) for h in state.get("history", [])],
+                     state["train_attractors"], dict(state["best"]), state["epoch"] + 1)  # fmt: skip
+
+
+def _optimizer_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    # Adam's state is loaded on the CPU; move it next to the parameters.
+    for group in optimizer.state.values():
+        for k, v in group.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                group[k] = v.to(device)
+
+
+class _EpochResult(NamedTuple):
+    loss: float  # mean training loss per example
+    examples: int
+    attractors: torch.Tensor | None  # (C, K) mean attractors of the epoch, None for objective mask
+
+
+def _train_epoch(model: DANet, optimizer: torch.optim.Optimizer, mixer: DynamicMixer, cfg: DanetTrainConfig,
+                 stft_cfg: StftConfig, epoch: int, device: torch.device) -> _EpochResult:
+    """One epoch of ``steps_per_epoch`` freshly mixed batches."""
+    source = epoch_attractors(cfg, epoch)
+    rng = np.random.default_rng(_epoch_seed(cfg.seed, epoch, 1))
+    model.train()
+    loss_sum, seen = 0.0, 0
+    attractor_sum = torch.zeros(len(SOURCES), cfg.embedding_dim, dtype=torch.float64)
+    attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
+    bar = tqdm(range(cfg.steps_per_epoch), desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
+               disable=not cfg.progress, leave=False, mininterval=2.0)  # fmt: skip
+    for _ in bar:
+        music, noise = (x.to(device) for x in mixer.batch(rng, cfg.batch_size))
+        out = _step(model, music, noise, cfg, stft_cfg, use_kmeans=source == "kmeans")
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if out.attractors is not None:
+            attractor_sum += (out.attractors * out.present.unsqueeze(-1)).sum(0).double().cpu()
+            attractor_count += out.present.sum(0).double().cpu().unsqueeze(-1)
+        loss_sum += float(out.loss.detach()) * music.shape[0]
+        seen += music.shape[0]
+        bar.set_postfix(loss=f"{loss_sum / seen:.4g}", refresh=False)
+    bar.close()
+    attractors = None if cfg.objective == "mask" else (attractor_sum / attractor_count.clamp_min(1.0)).float()
+    return _EpochResult(loss_sum / seen, seen, attractors)
+
+
+def epoch_attractors(cfg: DanetTrainConfig, epoch: int) -> str:
+    """Where epoch ``epoch``'s masks come from: ``head`` (objective mask), ``kmeans`` or ``danet.attractor``."""
+    if cfg.objective == "mask":
+        return "head"
+    return "kmeans" if epoch > cfg.epochs - cfg.kmeans_epochs else cfg.attractor
+
+
+def _checkpoint_state(model: DANet, optimizer: torch.optim.Optimizer, progress: _Progress, epoch: int,
+                      cfg: DanetTrainConfig, stft_cfg: StftConfig, match: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "complete": epoch == cfg.epochs,
+        "model_config": dict(model.config),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": _to_cpu(optimizer.state_dict()),
+        "losses": progress.losses,
+        "history": [dataclasses.asdict(h) for h in progress.history],
+        "train_attractors": progress.attractors,
+        "best": progress.best,
+        "sources": list(SOURCES),
+        "stft": dataclasses.asdict(stft_cfg),
+        "params": cfg.as_dict(),
+        "match": match,
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
+    }
+
+
 def train_danet(
     store: FeatureStore,
     cfg: DanetTrainConfig,
@@ -401,124 +503,50 @@ def train_danet(
     model = build_model(cfg, store.config.n_freq)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, model, data_fingerprint(store))
-    losses: list[float] = []
-    history: list[EpochStats] = []
-    attractors = torch.zeros(len(SOURCES), cfg.embedding_dim)
-    best: dict[str, Any] = {"epoch": 0, "si_sdr": -math.inf, "state": None}
-    start_epoch = 1
-
-    if checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        if state.get("match") == match and state["epoch"] <= cfg.epochs:
-            model.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer_state"])
-            losses = list(state["losses"])
-            history = [EpochStats(**h) for h in state.get("history", [])]
-            attractors = state["train_attractors"]
-            best = dict(state["best"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if device.type == "cuda" and state["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-            start_epoch = state["epoch"] + 1
-        else:
-            print(
-                f"{checkpoint_path}: written for other parameters or training data; training from scratch",
-                file=sys.stderr,
-            )
-
+    progress = _resume(checkpoint_path, match, model, optimizer, cfg, device)
     model.to(device)
-    # Adam's state was loaded on the CPU; move it next to the parameters.
-    for group in optimizer.state.values():
-        for k, v in group.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                group[k] = v.to(device)
+    _optimizer_to(optimizer, device)
 
-    n_chunks = cfg.steps_per_epoch * cfg.batch_size
     total_seconds, total_chunks = 0.0, 0
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        use_kmeans = cfg.objective != "mask" and epoch > cfg.epochs - cfg.kmeans_epochs
-        source = "head" if cfg.objective == "mask" else "kmeans" if use_kmeans else cfg.attractor
-        rng = np.random.default_rng(_epoch_seed(cfg.seed, epoch, 1))
-        model.train()
+    for epoch in range(progress.start_epoch, cfg.epochs + 1):
         start = time.perf_counter()
-        loss_sum, seen = 0.0, 0
-        attractor_sum = torch.zeros(len(SOURCES), cfg.embedding_dim, dtype=torch.float64)
-        attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
-        bar = tqdm(range(cfg.steps_per_epoch), desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
-                   disable=not cfg.progress, leave=False, mininterval=2.0)  # fmt: skip
-        for _ in bar:
-            music, noise = (x.to(device) for x in train_mixer.batch(rng, cfg.batch_size))
-            out = _step(model, music, noise, cfg, store.config, use_kmeans)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            if out.attractors is not None:
-                attractor_sum += (out.attractors * out.present.unsqueeze(-1)).sum(0).double().cpu()
-                attractor_count += out.present.sum(0).double().cpu().unsqueeze(-1)
-            loss_sum += float(out.loss.detach()) * music.shape[0]
-            seen += music.shape[0]
-            bar.set_postfix(loss=f"{loss_sum / seen:.4g}", refresh=False)
-        bar.close()
+        trained = _train_epoch(model, optimizer, train_mixer, cfg, store.config, epoch, device)
         seconds = time.perf_counter() - start
-        epoch_loss = loss_sum / seen
-        if not math.isfinite(epoch_loss):
+        if not math.isfinite(trained.loss):
             raise FloatingPointError(
-                f"DANet training diverged at epoch {epoch} (loss {epoch_loss}); lower danet.lr or set danet.grad_clip"
+                f"DANet training diverged at epoch {epoch} (loss {trained.loss}); lower danet.lr or set danet.grad_clip"
             )
-        losses.append(epoch_loss)
-        if cfg.objective != "mask":
-            attractors = (attractor_sum / attractor_count.clamp_min(1.0)).float()
+        progress.losses.append(trained.loss)
+        if trained.attractors is not None:
+            progress.attractors = trained.attractors
         val_loss, val_sdr = validate(model, val_batches, cfg, store.config, device) if val_batches else (math.nan, math.nan)
         # Without validation data the last epoch is kept; with it, the best one.
-        if not val_batches or val_sdr > best["si_sdr"]:
-            best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                    "attractors": attractors.clone()}  # fmt: skip
-        stats = EpochStats(epoch, epoch_loss, seconds, seen, seen / seconds, source, val_loss, val_sdr)
-        history.append(stats)
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "epoch": epoch,
-                "complete": epoch == cfg.epochs,
-                "model_config": dict(model.config),
-                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer_state": _to_cpu(optimizer.state_dict()),
-                "losses": losses,
-                "history": [dataclasses.asdict(h) for h in history],
-                "train_attractors": attractors,
-                "best": best,
-                "sources": list(SOURCES),
-                "stft": dataclasses.asdict(store.config),
-                "params": cfg.as_dict(),
-                "match": match,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                },
-            },
-        )
+        if not val_batches or val_sdr > progress.best["si_sdr"]:
+            progress.best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
+                             "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                             "attractors": progress.attractors.clone()}  # fmt: skip
+        stats = EpochStats(epoch, trained.loss, seconds, trained.examples, trained.examples / seconds,
+                           epoch_attractors(cfg, epoch), val_loss, val_sdr)  # fmt: skip
+        progress.history.append(stats)
+        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, progress, epoch, cfg, store.config, match, device))
         total_seconds += seconds
-        total_chunks += seen
+        total_chunks += trained.examples
         if on_epoch is not None:
             on_epoch(stats)
 
-    model.load_state_dict(best["state"])
+    model.load_state_dict(progress.best["state"])
     return TrainResult(
         model=model.cpu().eval(),
-        losses=losses,
-        train_attractors=best["attractors"],
-        start_epoch=start_epoch,
+        losses=progress.losses,
+        train_attractors=progress.best["attractors"],
+        start_epoch=progress.start_epoch,
         epochs=cfg.epochs,
         seconds=total_seconds,
         chunks=total_chunks,
-        n_chunks=n_chunks,
+        n_chunks=cfg.steps_per_epoch * cfg.batch_size,
         device=str(device),
-        history=history,
-        best_epoch=best["epoch"],
+        history=progress.history,
+        best_epoch=progress.best["epoch"],
     )
 
 
