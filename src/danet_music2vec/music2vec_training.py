@@ -387,6 +387,46 @@ def _resumable(path: Path, cfg: Music2VecConfig, clips: ClipSet) -> dict[str, An
     return state
 
 
+def _train_epoch(
+    model: Music2Vec,
+    optimizer: torch.optim.Optimizer,
+    clips: ClipSet,
+    cfg: Music2VecConfig,
+    epoch: int,
+    noises: Sequence[np.ndarray],
+    device: torch.device,
+    progress: bool,
+) -> dict[str, float]:
+    """Epoch ``epoch`` (0-based): ``crops_per_clip`` augmented random crops of every clip; its loss and accuracy."""
+    # Seeding from (seed, epoch) makes a resumed run identical to an uninterrupted one.
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
+    order = rng.permutation(np.repeat(np.arange(len(clips.waves)), cfg.crops_per_clip))
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    epoch_started = time.perf_counter()
+    batches = range(0, len(order), cfg.batch_size)
+    bar = tqdm(batches, desc=f"music2vec epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for first in bar:
+        picks = order[first : first + cfg.batch_size]
+        if len(picks) < 2:  # batch norm cannot train on one crop: drop a lone remainder
+            continue
+        wave, label = _crop_batch(clips, picks, cfg.crop_samples, rng)
+        wave = augment(wave, cfg, rng, noises)
+        wave, label = wave.to(device), label.to(device)
+        logits = model(wave)
+        loss = F.cross_entropy(logits, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += float(loss.detach()) * len(picks)
+        correct += int((logits.argmax(1) == label).sum())
+        seen += len(picks)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+    return {"epoch": epoch + 1, "loss": total_loss / seen, "accuracy": correct / seen,
+            "seconds": time.perf_counter() - epoch_started}  # fmt: skip
+
+
 def train(
     cfg: Music2VecConfig,
     clips: ClipSet,
@@ -438,37 +478,7 @@ def train(
         raise ParamError("params.yaml: music2vec.crops_per_clip x training clips must be at least 2 (batch norm)")
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
-        # Seeding from (seed, epoch) makes a resumed run identical to an uninterrupted one.
-        rng = np.random.default_rng([cfg.seed, epoch])
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
-        order = rng.permutation(np.repeat(np.arange(len(clips.waves)), cfg.crops_per_clip))
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        epoch_started = time.perf_counter()
-        batches = range(0, n_items, cfg.batch_size)
-        bar = tqdm(batches, desc=f"music2vec epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for first in bar:
-            picks = order[first : first + cfg.batch_size]
-            if len(picks) < 2:  # batch norm cannot train on one crop: drop a lone remainder
-                continue
-            wave, label = _crop_batch(clips, picks, crop, rng)
-            wave = augment(wave, cfg, rng, noises)
-            wave, label = wave.to(device), label.to(device)
-            logits = model(wave)
-            loss = F.cross_entropy(logits, label)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(picks)
-            correct += int((logits.argmax(1) == label).sum())
-            seen += len(picks)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
-        record = {
-            "epoch": epoch + 1,
-            "loss": total_loss / seen,
-            "accuracy": correct / seen,
-            "seconds": time.perf_counter() - epoch_started,
-        }
+        record = _train_epoch(model, optimizer, clips, cfg, epoch, noises, device, progress)
         history.append(record)
         save_checkpoint(checkpoint_path, model, clips.classes, cfg, epoch + 1, history, optimizer, fingerprint)
         if on_epoch is not None:
