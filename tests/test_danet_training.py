@@ -11,8 +11,12 @@ import torch
 from danet_music2vec.danet_training import (
     DanetTrainConfig,
     EpochStats,
+    _step,
+    build_model,
     export_model,
     load_checkpoint,
+    make_mixers,
+    step_seeds,
     train_danet,
 )
 from danet_music2vec.dsp import StftConfig
@@ -214,8 +218,31 @@ def test_config_from_params_validates() -> None:
                      ({"attractor": "anchored", "kmeans_epochs": 1}, "kmeans_epochs"), ({"objective": "dc"}, "danet.objective"),
                      ({"objective": "mask", "kmeans_epochs": 1}, "danet.objective=mask"), ({"head_weight": 1}, "danet.head_weight"),
                      ({"val_fraction": 1.0}, "danet.val_fraction"), ({"steps_per_epoch": 0}, "danet.steps_per_epoch"),
-                     ({"max_gain_db": 0}, "danet.max_gain_db"), ({"chunks_per_epoch": 5}, "danet.chunks_per_epoch")]:
+                     ({"max_gain_db": 0}, "danet.max_gain_db"), ({"chunks_per_epoch": 5}, "danet.chunks_per_epoch"),
+                     ({"precision": "fp16"}, "danet.precision"), ({"nproc": 0}, "danet.nproc"),
+                     ({"loader_workers": -1}, "danet.loader_workers")]:
         with pytest.raises(ParamError, match=key):
             DanetTrainConfig.from_params(bad)
     with pytest.raises(ParamError, match="noises"):
         DanetTrainConfig.from_params({}, noises=3)
+
+
+def test_bf16_precision_runs_the_network_in_bfloat16_and_trains_alike(store: FeatureStore, tmp_path: Path) -> None:
+    cfg = small(objective="chimera", precision="bf16")
+    model = build_model(cfg, store.config.n_freq)
+    dtypes = []
+    for layer in (m for m in model.modules() if isinstance(m, torch.nn.Linear)):
+        layer.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
+    music, noise = make_mixers(store, cfg)[0].batch(step_seeds(cfg, 1)[0])
+    loss = _step(model, music, noise, cfg, store.config, use_kmeans=False).loss
+    assert dtypes and set(dtypes) == {torch.bfloat16} and loss.dtype == torch.float32  # the loss stays float32
+    fp32 = train_danet(store, small(objective="chimera", epochs=3, steps_per_epoch=4), tmp_path / "fp32.pt")
+    bf16 = train_danet(store, small(objective="chimera", epochs=3, steps_per_epoch=4, precision="bf16"), tmp_path / "bf16.pt")
+    torch.testing.assert_close(torch.tensor(bf16.losses), torch.tensor(fp32.losses), rtol=0.05, atol=0.0)
+    assert bf16.losses[-1] < bf16.losses[0]
+
+
+def test_loader_workers_mix_the_same_examples(store: FeatureStore, tmp_path: Path) -> None:
+    inline = train_danet(store, small(epochs=1), tmp_path / "inline.pt")
+    workers = train_danet(store, small(epochs=1, loader_workers=2), tmp_path / "workers.pt")
+    assert workers.losses == inline.losses

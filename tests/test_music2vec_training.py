@@ -65,6 +65,10 @@ def test_defaults_round_trip_and_bad_values_name_the_key() -> None:
         Music2VecConfig.from_params({"epochs": 0})
     with pytest.raises(ParamError, match="music2vec.nonsense"):
         Music2VecConfig.from_params({"nonsense": 1})
+    with pytest.raises(ParamError, match="music2vec.precision"):
+        Music2VecConfig.from_params({"precision": "fp16"})
+    with pytest.raises(ParamError, match="music2vec.nproc"):
+        Music2VecConfig.from_params({"nproc": 0})
     with pytest.raises(ParamError, match="init_weights and music2vec.init_sha256 go together"):
         Music2VecConfig.from_params({"init_weights": "soundnet.pth"})
     with pytest.raises(ParamError, match="augment_lowpass_hz"):
@@ -200,3 +204,11 @@ def test_training_from_init_weights_starts_from_them(tmp_path: Path) -> None:
     assert result.loaded_soundnet_layers == [1, 2, 3]
     with pytest.raises(ParamError, match="sha256"):
         train(toy_config(epochs=1, init_weights=str(path), init_sha256="ab" * 32), toy_clips(2, 0), tmp_path / "d.pt")
+
+
+def test_bf16_precision_trains_alike(tmp_path: Path) -> None:
+    fp32 = train(toy_config(epochs=3), toy_clips(4, seed=0), tmp_path / "fp32.pt", progress=False)
+    bf16 = train(toy_config(epochs=3, precision="bf16"), toy_clips(4, seed=0), tmp_path / "bf16.pt", progress=False)
+    losses = [[h["loss"] for h in r.history] for r in (fp32, bf16)]
+    torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=0.05, atol=0.0)
+    assert losses[1][-1] < losses[1][0]

@@ -219,6 +219,10 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
 
 
 def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(repo):
+    # Both trainers data-parallel: each stage reruns itself under torchrun with 2 CPU processes.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["danet"]["nproc"] = params["music2vec"]["nproc"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(sh(["dvc", "repro"], repo)) == set(ALL_STAGES)
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
@@ -241,6 +245,10 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     for parent in parents.values():
         assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
         assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1"} <= set(parent.data.metrics)
+
+    for stage in ("train_danet", "train_music2vec"):  # rank 0 alone records
+        assert json.loads((repo / "metrics" / f"{stage}.json").read_text())["processes"] == 2
+        assert sum(r.data.tags.get("stage") == stage for r in runs) == (2 if stage == "train_danet" else 1)
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "two-noises" in json.dumps(shown)

@@ -19,8 +19,15 @@ After every epoch a checkpoint is written atomically: model and optimizer state,
 best epoch's weights, the epoch, the loss and validation history, the mean training
 attractors (``(C, K)``, music first; the Separator uses them to tell music from noise)
 and the parameters. Rerunning with a checkpoint whose parameters and training data
-match resumes at the next epoch; the batches of epoch ``e`` are drawn from a generator
-seeded with ``(seed, e)``, so a resumed run computes the same as an uninterrupted one.
+match resumes at the next epoch. Every example of epoch ``e`` is mixed from its own seed,
+derived from ``(seed, e, step, i)``, and dropout is seeded from ``(seed, e, rank)``, so a
+resumed run computes the same as an uninterrupted one.
+
+Data-parallel (``torchrun``, ``danet.nproc``; see :mod:`danet_music2vec.distributed`):
+``batch_size`` is the global batch; each rank mixes and trains its equal share of every
+batch under DistributedDataParallel, losses, attractors and validation scores are summed
+over the ranks, and rank 0 alone writes the checkpoint. A checkpoint does not record the
+number of processes, so a run killed under N processes resumes under any other number.
 """
 
 from __future__ import annotations
@@ -45,8 +52,9 @@ from tqdm import tqdm
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.data.sources import SourceError
 from danet_music2vec.devices import resolve_device
+from danet_music2vec.distributed import World, check_nproc
 from danet_music2vec.dsp import StftConfig, istft
-from danet_music2vec.dynamic_mixing import DynamicMixer, split_groups
+from danet_music2vec.dynamic_mixing import DynamicMixer, MixedBatches, split_groups
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, ideal_binary_assignment, mask_loss, si_sdr
@@ -63,8 +71,10 @@ TRAIN_ATTRACTORS = ("ideal", "anchored")
 OBJECTIVES = ("attractor", "chimera", "mask")
 _TINY = 1e-10
 # Keys whose change does not invalidate a checkpoint: `epochs` may grow (resume and
-# train further); device and progress bars do not change what is computed.
-_NOT_MATCHED = ("epochs", "device", "progress")
+# train further); device and progress bars do not change what is computed,
+# and neither do the process count (the batch is global) and the loader workers.
+_NOT_MATCHED = ("epochs", "device", "progress", "nproc", "loader_workers")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,9 @@ class DanetTrainConfig:
     grad_clip: float | None = None
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the network's forward pass)
+    nproc: int = 1  # data-parallel training processes (torchrun); the batch is global
+    loader_workers: int = 0  # DataLoader worker processes that mix batches ahead of the model
     noises: int = 1  # the top-level `noises`: noise clips in each training mixture
     progress: bool = True
 
@@ -136,6 +149,11 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.extra_music_share={self.extra_music_share!r} must be in (0, 1) or null")
         if self.noises not in (1, 2):
             raise ParamError(f"params.yaml: noises={self.noises!r} is not supported; use 1 or 2")
+        if self.precision not in PRECISIONS:
+            raise ParamError(f"params.yaml: danet.precision={self.precision!r} is not allowed; use one of {', '.join(PRECISIONS)}")
+        check_nproc(self.nproc, "danet.nproc")
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) or self.loader_workers < 0:
+            raise ParamError(f"params.yaml: danet.loader_workers={self.loader_workers!r} must be 0 (mix in the training process) or more")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ParamError(f"params.yaml: danet.grad_clip={self.grad_clip!r} must be a positive number or null")
 
@@ -245,7 +263,7 @@ def _match_key(cfg: DanetTrainConfig, model: DANet, fingerprint: str) -> dict[st
     return {"params": params, "model": dict(model.config), "data": fingerprint, "format": CHECKPOINT_FORMAT}
 
 
-def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+def _epoch_seed(seed: int, epoch: int, stream: int | str) -> int:
     # Independent, reproducible streams per (seed, epoch, purpose).
     return int.from_bytes(hashlib.sha256(f"{seed}:{epoch}:{stream}".encode()).digest()[:7], "little")
 
@@ -293,27 +311,35 @@ class _StepOutput(NamedTuple):
     present: torch.Tensor | None  # (B, C): 1 where the source had active bins (its attractor means something)
 
 
-def _step(model: DANet, music: torch.Tensor, noise: torch.Tensor, cfg: DanetTrainConfig, stft_cfg: StftConfig,
+def _step(model: torch.nn.Module, music: torch.Tensor, noise: torch.Tensor, cfg: DanetTrainConfig, stft_cfg: StftConfig,
           use_kmeans: bool) -> _StepOutput:
     """The training objective on one batch of complex ``(B, T, F)`` sources."""
     mix = music + noise
     sources = torch.stack([music, noise])
     mag = mix.abs()
+    # bf16 autocast covers the network only; masks and losses (inverse STFTs, SI-SDR) stay in float32.
+    autocast = torch.autocast(mix.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+    def forward(**kwargs: Any) -> Any:
+        with autocast:
+            out = model(mag, return_details=True, **kwargs)
+        return out._replace(**{k: getattr(out, k).float() for k in ("masks", "head_masks", "attractors")
+                               if getattr(out, k) is not None})  # fmt: skip
 
     def loss_of(masks: torch.Tensor, permutation_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_loss(mix, sources, masks, cfg.loss, cfg.mask, stft_cfg, permutation_invariant)
 
     if cfg.objective == "mask":
-        out = model(mag, attractor_source="head", return_details=True)
+        out = forward(attractor_source="head")
         return _StepOutput(loss_of(out.head_masks)[0], None, None)
     assignment = None
     if cfg.attractor == "anchored":
-        out = model(mag, attractor_source="anchored", return_details=True)
+        out = forward(attractor_source="anchored")
     elif use_kmeans:
-        out = model(mag, attractor_source="kmeans", return_details=True)
+        out = forward(attractor_source="kmeans")
     else:
         assignment = ideal_binary_assignment(sources)
-        out = model(mag, attractor_source="ideal", ideal_assignment=assignment, return_details=True)
+        out = forward(attractor_source="ideal", ideal_assignment=assignment)
     loss, order = loss_of(out.masks, permutation_invariant=use_kmeans)
     if cfg.objective == "chimera":
         loss = (1.0 - cfg.head_weight) * loss + cfg.head_weight * loss_of(out.head_masks)[0]
@@ -336,20 +362,23 @@ def inference_attractors(cfg: DanetTrainConfig) -> str:
 
 def validate(
     model: DANet, batches: list[tuple[torch.Tensor, torch.Tensor]], cfg: DanetTrainConfig, stft_cfg: StftConfig,
-    device: torch.device,
+    world: World | None = None,
 ) -> tuple[float, float]:
     """``(loss, music SI-SDR in dB)`` of the inference path on fixed validation batches.
 
     The SI-SDR is loss-agnostic, so it also picks the best epoch when ``danet.loss``
     changes. k-means clusters are matched to the sources by the better order, as the
-    permutation-invariant loss does.
+    permutation-invariant loss does. Each rank of ``world`` scores every ``size``-th
+    batch; the sums are added up over the ranks.
     """
+    world = world or World()
+    device = world.device
     source = inference_attractors(cfg)
     model.eval()
     loss_sum = sdr_sum = 0.0
     n = n_sdr = 0
     with torch.no_grad():
-        for music, noise in batches:
+        for music, noise in batches[world.rank :: world.size]:
             music, noise = music.to(device), noise.to(device)
             mix = music + noise
             sources = torch.stack([music, noise])
@@ -365,6 +394,7 @@ def validate(
             sdr_sum += float(si_sdr(estimate, reference)[audible].sum())
             n_sdr += int(audible.sum())
     model.train()
+    loss_sum, n, sdr_sum, n_sdr = world.sum([loss_sum, n, sdr_sum, n_sdr])
     return loss_sum / max(n, 1), sdr_sum / n_sdr if n_sdr else float("nan")
 
 
@@ -396,7 +426,7 @@ class _Progress:
 
 
 def _resume(checkpoint_path: Path, match: dict[str, Any], model: DANet, optimizer: torch.optim.Optimizer,
-            cfg: DanetTrainConfig, device: torch.device) -> _Progress:
+            cfg: DanetTrainConfig) -> _Progress:
     """Load a checkpoint of this same run into ``model`` and ``optimizer``; a fresh start otherwise."""
     fresh = _Progress(attractors=torch.zeros(len(SOURCES), cfg.embedding_dim))
     if not checkpoint_path.is_file():
@@ -407,9 +437,6 @@ def _resume(checkpoint_path: Path, match: dict[str, Any], model: DANet, optimize
         return fresh
     model.load_state_dict(state["model_state"])
     optimizer.load_state_dict(state["optimizer_state"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if device.type == "cuda" and state["rng"].get("cuda") is not None:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return _Progress(list(state["losses"]), [EpochStats(**h) for h in state.get("history", [])],
                      state["train_attractors"], dict(state["best"]), state["epoch"] + 1)  # fmt: skip
 
@@ -428,22 +455,35 @@ class _EpochResult(NamedTuple):
     attractors: torch.Tensor | None  # (C, K) mean attractors of the epoch, None for objective mask
 
 
-def _train_epoch(model: DANet, optimizer: torch.optim.Optimizer, mixer: DynamicMixer, cfg: DanetTrainConfig,
-                 stft_cfg: StftConfig, epoch: int, device: torch.device) -> _EpochResult:
-    """One epoch of ``steps_per_epoch`` freshly mixed batches."""
+def step_seeds(cfg: DanetTrainConfig, epoch: int) -> list[list[int]]:
+    """The seeds of every example of every step of ``epoch``: ``steps_per_epoch`` global batches.
+
+    Every example depends on its seed alone, so the epoch's examples are the same
+    whatever the number of processes or loader workers that mix them.
+    """
+    return [[_epoch_seed(cfg.seed, epoch, f"example:{step}:{i}") for i in range(cfg.batch_size)]
+            for step in range(cfg.steps_per_epoch)]  # fmt: skip
+
+
+def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer: DynamicMixer, cfg: DanetTrainConfig,
+                 stft_cfg: StftConfig, epoch: int, world: World) -> _EpochResult:
+    """One epoch of ``steps_per_epoch`` freshly mixed global batches, this rank's share of each."""
     source = epoch_attractors(cfg, epoch)
-    rng = np.random.default_rng(_epoch_seed(cfg.seed, epoch, 1))
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch, f"torch:{world.rank}"))  # dropout: one stream per rank
+    shares = [list(world.share(seeds, "danet.batch_size")) for seeds in step_seeds(cfg, epoch)]
+    loader = torch.utils.data.DataLoader(MixedBatches(mixer, shares), batch_size=None, num_workers=cfg.loader_workers,
+                                         pin_memory=world.device.type == "cuda")  # fmt: skip
     model.train()
     loss_sum, seen = 0.0, 0
     attractor_sum = torch.zeros(len(SOURCES), cfg.embedding_dim, dtype=torch.float64)
     attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
-    bar = tqdm(range(cfg.steps_per_epoch), desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
-               disable=not cfg.progress, leave=False, mininterval=2.0)  # fmt: skip
-    for _ in bar:
-        music, noise = (x.to(device) for x in mixer.batch(rng, cfg.batch_size))
+    bar = tqdm(loader, desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
+               disable=not (cfg.progress and world.is_main), leave=False, mininterval=2.0)  # fmt: skip
+    for music, noise in bar:
+        music, noise = music.to(world.device, non_blocking=True), noise.to(world.device, non_blocking=True)
         out = _step(model, music, noise, cfg, stft_cfg, use_kmeans=source == "kmeans")
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        out.loss.backward()  # under DDP: the mean of the ranks' gradients, i.e. the whole batch's
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -454,6 +494,10 @@ def _train_epoch(model: DANet, optimizer: torch.optim.Optimizer, mixer: DynamicM
         seen += music.shape[0]
         bar.set_postfix(loss=f"{loss_sum / seen:.4g}", refresh=False)
     bar.close()
+    totals = world.sum([loss_sum, seen, *attractor_sum.flatten().tolist(), *attractor_count.flatten().tolist()])
+    loss_sum, seen = totals[0], int(totals[1])
+    attractor_sum = torch.tensor(totals[2 : 2 + attractor_sum.numel()], dtype=torch.float64).reshape(attractor_sum.shape)
+    attractor_count = torch.tensor(totals[2 + attractor_sum.numel() :], dtype=torch.float64).reshape(attractor_count.shape)
     attractors = None if cfg.objective == "mask" else (attractor_sum / attractor_count.clamp_min(1.0)).float()
     return _EpochResult(loss_sum / seen, seen, attractors)
 
@@ -466,7 +510,7 @@ def epoch_attractors(cfg: DanetTrainConfig, epoch: int) -> str:
 
 
 def _checkpoint_state(model: DANet, optimizer: torch.optim.Optimizer, progress: _Progress, epoch: int,
-                      cfg: DanetTrainConfig, stft_cfg: StftConfig, match: dict[str, Any], device: torch.device) -> dict[str, Any]:
+                      cfg: DanetTrainConfig, stft_cfg: StftConfig, match: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": epoch,
@@ -482,7 +526,6 @@ def _checkpoint_state(model: DANet, optimizer: torch.optim.Optimizer, progress: 
         "stft": dataclasses.asdict(stft_cfg),
         "params": cfg.as_dict(),
         "match": match,
-        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
     }
 
 
@@ -491,10 +534,16 @@ def train_danet(
     cfg: DanetTrainConfig,
     checkpoint_path: str | os.PathLike[str],
     on_epoch: Callable[[EpochStats], None] | None = None,
+    world: World | None = None,
 ) -> TrainResult:
-    """Train (or resume training of) a DANet on ``store``; checkpoint to ``checkpoint_path`` after every epoch."""
+    """Train (or resume training of) a DANet on ``store``; checkpoint to ``checkpoint_path`` after every epoch.
+
+    ``world`` is this process's place under ``torchrun`` (:func:`danet_music2vec.distributed.join`);
+    every rank trains its share of each batch, and only rank 0 writes the checkpoint.
+    """
     checkpoint_path = Path(checkpoint_path)
-    device = resolve_device(cfg.device, "danet.device")
+    world = world or World(device=resolve_device(cfg.device, "danet.device"))
+    device = world.device
     if len(store) == 0:
         raise SourceError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
     train_mixer, val_mixer = make_mixers(store, cfg)
@@ -503,14 +552,16 @@ def train_danet(
     model = build_model(cfg, store.config.n_freq)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, model, data_fingerprint(store))
-    progress = _resume(checkpoint_path, match, model, optimizer, cfg, device)
+    progress = _resume(checkpoint_path, match, model, optimizer, cfg)
     model.to(device)
     _optimizer_to(optimizer, device)
+    # The anchors are a parameter of every embedding model but shape the loss only with attractor: anchored.
+    trained_model = world.wrap(model, find_unused_parameters=model.has_embedding and cfg.attractor != "anchored")
 
     total_seconds, total_chunks = 0.0, 0
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
         start = time.perf_counter()
-        trained = _train_epoch(model, optimizer, train_mixer, cfg, store.config, epoch, device)
+        trained = _train_epoch(trained_model, optimizer, train_mixer, cfg, store.config, epoch, world)
         seconds = time.perf_counter() - start
         if not math.isfinite(trained.loss):
             raise FloatingPointError(
@@ -519,7 +570,7 @@ def train_danet(
         progress.losses.append(trained.loss)
         if trained.attractors is not None:
             progress.attractors = trained.attractors
-        val_loss, val_sdr = validate(model, val_batches, cfg, store.config, device) if val_batches else (math.nan, math.nan)
+        val_loss, val_sdr = validate(model, val_batches, cfg, store.config, world) if val_batches else (math.nan, math.nan)
         # Without validation data the last epoch is kept; with it, the best one.
         if not val_batches or val_sdr > progress.best["si_sdr"]:
             progress.best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
@@ -528,7 +579,8 @@ def train_danet(
         stats = EpochStats(epoch, trained.loss, seconds, trained.examples, trained.examples / seconds,
                            epoch_attractors(cfg, epoch), val_loss, val_sdr)  # fmt: skip
         progress.history.append(stats)
-        save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, progress, epoch, cfg, store.config, match, device))
+        if world.is_main:
+            save_checkpoint(checkpoint_path, _checkpoint_state(model, optimizer, progress, epoch, cfg, store.config, match))
         total_seconds += seconds
         total_chunks += trained.examples
         if on_epoch is not None:

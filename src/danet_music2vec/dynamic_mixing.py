@@ -24,7 +24,7 @@ examples every epoch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -125,13 +125,29 @@ class DynamicMixer:
             noise = noise + min(max(u * scale, level / bound), level * bound) * p
         return music, noise
 
-    def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``size`` examples stacked: ``(music, noise)`` complex ``(B, T, F)``."""
-        pairs = [self.example(rng) for _ in range(size)]
+    def batch(self, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One example per seed, stacked: ``(music, noise)`` complex ``(B, T, F)``.
+
+        Each example depends on its own seed only, so a batch can be split over
+        processes (or loader workers) and still hold exactly the same examples.
+        """
+        pairs = [self.example(np.random.default_rng(seed)) for seed in seeds]
         return torch.stack([m for m, _ in pairs]), torch.stack([n for _, n in pairs])
 
     def fixed_batches(self, seed: int, n_examples: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same ``n_examples`` (in batches) for every call with the same seed: a validation set."""
-        rng = np.random.default_rng(seed)
-        sizes = [min(batch_size, n_examples - i) for i in range(0, n_examples, batch_size)]
-        return [self.batch(rng, size) for size in sizes]
+        seeds = np.random.default_rng(seed).integers(0, 2**63, size=n_examples).tolist()
+        return [self.batch(seeds[i : i + batch_size]) for i in range(0, n_examples, batch_size)]
+
+
+class MixedBatches(torch.utils.data.Dataset):
+    """Step ``i`` of an epoch -> the batch mixed from ``seeds[i]``: a DataLoader's workers can mix ahead."""
+
+    def __init__(self, mixer: DynamicMixer, seeds: Sequence[Sequence[int]]) -> None:
+        self.mixer, self.seeds = mixer, seeds
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mixer.batch(self.seeds[step])

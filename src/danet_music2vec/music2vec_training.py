@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.checksums import sha256_file
 from danet_music2vec.devices import resolve_device
+from danet_music2vec.distributed import World, check_nproc
 from danet_music2vec.audio import load_audio
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec.params import ParamError
@@ -63,6 +64,8 @@ class Music2VecConfig:
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the forward pass)
+    nproc: int = 1  # data-parallel training processes (torchrun); the batch is global
     init_weights: str | None = None
     init_sha256: str | None = None
     augment_gain_db: tuple[float, float] | None = (-6.0, 6.0)
@@ -105,6 +108,9 @@ class Music2VecConfig:
             raise bad("dropout", "a number in [0, 1)")
         if values["device"] not in ("auto", "cpu", "cuda"):
             raise bad("device", "one of 'auto', 'cpu', 'cuda'")
+        if values["precision"] not in ("fp32", "bf16"):
+            raise bad("precision", "one of 'fp32', 'bf16'")
+        check_nproc(values["nproc"], "music2vec.nproc")
         if (values["init_weights"] is None) != (values["init_sha256"] is None):
             raise ParamError(
                 "params.yaml: music2vec.init_weights and music2vec.init_sha256 go together: "
@@ -136,6 +142,8 @@ class Music2VecConfig:
             lr=float(values["lr"]),
             seed=int(values["seed"]),
             device=str(values["device"]),
+            precision=str(values["precision"]),
+            nproc=int(values["nproc"]),
             init_weights=None if values["init_weights"] is None else str(values["init_weights"]),
             init_sha256=None if values["init_sha256"] is None else str(values["init_sha256"]).lower(),
             augment_gain_db=None if gain is None else (float(gain[0]), float(gain[1])),
@@ -376,7 +384,8 @@ def _resumable(path: Path, cfg: Music2VecConfig, clips: ClipSet) -> dict[str, An
         return None
     # More epochs may be asked of a finished run: everything but `epochs`, the device and the
     # test-time hop (not used in training) must agree.
-    ignore = ("epochs", "device", "test_hop_seconds")
+    # The process count neither: the batch is global.
+    ignore = ("epochs", "device", "test_hop_seconds", "nproc")
     same = {k: v for k, v in state["params"].items() if k not in ignore} == {
         k: v for k, v in cfg.to_params().items() if k not in ignore
     }
@@ -388,33 +397,42 @@ def _resumable(path: Path, cfg: Music2VecConfig, clips: ClipSet) -> dict[str, An
 
 
 def _train_epoch(
-    model: Music2Vec,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     clips: ClipSet,
     cfg: Music2VecConfig,
     epoch: int,
     noises: Sequence[np.ndarray],
-    device: torch.device,
+    world: World,
     progress: bool,
 ) -> dict[str, float]:
-    """Epoch ``epoch`` (0-based): ``crops_per_clip`` augmented random crops of every clip; its loss and accuracy."""
+    """Epoch ``epoch`` (0-based): ``crops_per_clip`` augmented random crops of every clip; its loss and accuracy.
+
+    Every rank of ``world`` draws the same order of clips (one permutation, as
+    ``DistributedSampler``) and trains on its share of each global batch.
+    """
     # Seeding from (seed, epoch) makes a resumed run identical to an uninterrupted one.
     rng = np.random.default_rng([cfg.seed, epoch])
-    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout
     order = rng.permutation(np.repeat(np.arange(len(clips.waves)), cfg.crops_per_clip))
+    # Crops, augmentations and dropout: one stream per rank (rank 0's is the one-process stream).
+    crop_rng = rng if world.is_main else np.random.default_rng([cfg.seed, epoch, world.rank])
+    torch.manual_seed(cfg.seed * 100_003 + epoch + 1_000_003 * world.rank)
+    autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     epoch_started = time.perf_counter()
     batches = range(0, len(order), cfg.batch_size)
-    bar = tqdm(batches, desc=f"music2vec epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    bar = tqdm(batches, desc=f"music2vec epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and world.is_main), leave=False)
     for first in bar:
         picks = order[first : first + cfg.batch_size]
-        if len(picks) < 2:  # batch norm cannot train on one crop: drop a lone remainder
+        if len(picks) < 2 * world.size:  # batch norm cannot train on one crop: drop a remainder that leaves a rank one
             continue
-        wave, label = _crop_batch(clips, picks, cfg.crop_samples, rng)
-        wave = augment(wave, cfg, rng, noises)
-        wave, label = wave.to(device), label.to(device)
-        logits = model(wave)
+        picks = np.array_split(picks, world.size)[world.rank]
+        wave, label = _crop_batch(clips, picks, cfg.crop_samples, crop_rng)
+        wave = augment(wave, cfg, crop_rng, noises)
+        wave, label = wave.to(world.device), label.to(world.device)
+        with autocast:
+            logits = model(wave).float()
         loss = F.cross_entropy(logits, label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -423,6 +441,7 @@ def _train_epoch(
         correct += int((logits.argmax(1) == label).sum())
         seen += len(picks)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+    total_loss, correct, seen = world.sum([total_loss, correct, seen])
     return {"epoch": epoch + 1, "loss": total_loss / seen, "accuracy": correct / seen,
             "seconds": time.perf_counter() - epoch_started}  # fmt: skip
 
@@ -434,6 +453,7 @@ def train(
     noises: Sequence[np.ndarray] = (),
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
+    world: World | None = None,
 ) -> TrainResult:
     """Train (or resume) music2vec on ``clips``; checkpoint after every epoch.
 
@@ -442,6 +462,11 @@ def train(
     fresh and overwrites it. ``noises`` are train-split noise clips for
     ``augment_noise_prob``. ``on_epoch(epoch, {"loss", "accuracy", "seconds"})`` is
     called after each epoch (the stage logs it to MLflow).
+
+    ``world`` is this process's place under ``torchrun``: every rank trains its share of
+    each batch under DistributedDataParallel and only rank 0 writes the checkpoint. Batch
+    norm statistics are synchronised over the ranks on GPUs (SyncBatchNorm); gloo cannot
+    do that on CPUs, where each rank normalises its own share.
     """
     if len(clips.waves) == 0:
         raise ValueError("no training clips")
@@ -449,7 +474,8 @@ def train(
         raise ValueError("every training clip needs a label in classes")
     if cfg.augment_noise_prob > 0 and not noises:
         raise ParamError("params.yaml: music2vec.augment_noise_prob > 0 needs train-split noise clips, and none were given")
-    device = resolve_device(cfg.device, "music2vec.device")
+    world = world or World(device=resolve_device(cfg.device, "music2vec.device"))
+    device = world.device
     checkpoint_path = Path(checkpoint_path)
     torch.manual_seed(cfg.seed)  # weight initialisation
     model = build_model(cfg, len(clips.classes))
@@ -476,16 +502,24 @@ def train(
     n_items = len(clips.waves) * cfg.crops_per_clip
     if n_items < 2:
         raise ParamError("params.yaml: music2vec.crops_per_clip x training clips must be at least 2 (batch norm)")
+    trained_model = model
+    if world.distributed:
+        if device.type == "cuda":
+            trained_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        trained_model = world.wrap(trained_model)
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
-        record = _train_epoch(model, optimizer, clips, cfg, epoch, noises, device, progress)
+        record = _train_epoch(trained_model, optimizer, clips, cfg, epoch, noises, world, progress)
         history.append(record)
-        save_checkpoint(checkpoint_path, model, clips.classes, cfg, epoch + 1, history, optimizer, fingerprint)
+        if world.is_main:
+            save_checkpoint(checkpoint_path, model, clips.classes, cfg, epoch + 1, history, optimizer, fingerprint)
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
-    model.eval()
+    # A plain Music2Vec (SyncBatchNorm, if any, replaced) with the trained weights.
+    final = build_model(cfg, len(clips.classes))
+    final.load_state_dict(model.state_dict())
     return TrainResult(
-        model=model.cpu(),
+        model=final.eval(),
         classes=list(clips.classes),
         history=history,
         seconds=time.perf_counter() - started,
