@@ -1,10 +1,12 @@
 """Run-time estimate of the paper-scale recipe (full GTZAN + ESC-50, DANet 4 x BLSTM 300) from short runs.
 
-    python bench/bench_paper_scale.py      (after bench/bench_stages.py; writes bench/results/paper_scale.json)
+    python bench/bench_paper_scale.py [--nproc 1 8]   (after bench/bench_stages.py; writes bench/results/paper_scale.json)
 
 Measured here, on this machine (CUDA when present, else the CPU threads torch uses):
 the paper-size DANet's training throughput (chunks/s over a few hundred chunks of the
-sample's features) and its separation speed on a 30 s track. Taken from
+sample's features) in one process and, for every ``--nproc N``, in N data-parallel
+processes under ``torchrun`` (on a machine with N GPUs, one GPU each; default: 1 and the
+GPU count when there are several), and its separation speed on a 30 s track. Taken from
 bench/results/stages.json (the sample pipeline, shortened training): the features
 stage's audio throughput, music2vec's seconds per epoch per training clip, and the
 sweep/score cost per mixture-second. Each is scaled by the full data's size; the sizes
@@ -14,10 +16,9 @@ the seed split's 950 train / 50 test; 2000 x 5 s noise clips).
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import RESULTS, write_result  # noqa: E402
 from bench_separation import SECONDS, track  # noqa: E402
+from bench_training import measure, under_torchrun  # noqa: E402
 
-from danet_music2vec.danet_training import DanetTrainConfig, build_model, train_danet  # noqa: E402
+from danet_music2vec.danet_training import DanetTrainConfig, build_model  # noqa: E402
+from danet_music2vec.distributed import World  # noqa: E402
 from danet_music2vec.devices import resolve_device  # noqa: E402
 from danet_music2vec.features import FeatureStore  # noqa: E402
 from danet_music2vec.params import load_params  # noqa: E402
@@ -39,13 +42,12 @@ TRAIN_CLIPS, TEST_CLIPS, CLIP_SECONDS = 950, 50, 30.0
 STEPS = 8  # training batches measured (of 32 chunks)
 
 
-def danet_training(store: FeatureStore, params: dict) -> float:
-    """Chunks per second of the paper-size DANet, first epochs (ideal attractors) and k-means epochs alike."""
-    cfg = DanetTrainConfig.from_params(params["danet"] | PAPER_DANET, noises=params["noises"])
-    cfg = dataclasses.replace(cfg, epochs=2, kmeans_epochs=1, steps_per_epoch=STEPS, progress=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_danet(store, cfg, Path(tmp) / "ckpt.pt")
-    return result.chunks_per_s
+def danet_training(params: dict, nproc: int) -> float:
+    """Chunks per second of the paper-size DANet in ``nproc`` processes, first epochs (ideal attractors) and k-means epochs alike."""
+    overrides = PAPER_DANET | {"epochs": 2, "kmeans_epochs": 1, "steps_per_epoch": STEPS}
+    if nproc == 1:
+        return measure("danet", World(device=resolve_device(params["danet"]["device"], "danet.device")), overrides)["chunks_per_s"]
+    return under_torchrun("danet", nproc, overrides)["chunks_per_s"]
 
 
 def danet_separation(store: FeatureStore, params: dict) -> float:
@@ -68,6 +70,11 @@ def danet_separation(store: FeatureStore, params: dict) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    gpus = torch.cuda.device_count()
+    parser.add_argument("--nproc", type=int, nargs="+", default=[1] + ([gpus] if gpus > 1 else []),
+                        help="data-parallel process counts to measure (default: 1, and the GPU count when there are several)")
+    args = parser.parse_args()
     params = load_params()
     stages_path = RESULTS / "stages.json"
     if not stages_path.is_file():
@@ -75,7 +82,8 @@ def main() -> None:
     sample = {r["stage"]: r for r in json.loads(stages_path.read_text())["stages"]}
     store = FeatureStore("data/features")
     device = str(resolve_device(params["danet"]["device"], "danet.device"))
-    chunks_per_s = danet_training(store, params)
+    chunks_per_s_by_nproc = {n: danet_training(params, n) for n in args.nproc}
+    chunks_per_s = chunks_per_s_by_nproc[args.nproc[0]]
     separate_s = danet_separation(store, params)
 
     features_meta = json.loads(Path("metrics/features.json").read_text())
@@ -109,8 +117,17 @@ def main() -> None:
             "measured": {"danet_train_chunks_per_s": chunks_per_s, "danet_separate_30s_track_seconds": separate_s},
             "sizes": {"train_mixtures": train_mixtures, "chunks_per_epoch": train_mixtures * chunks_per_mixture,
                       "test_audio_seconds": test_seconds},  # fmt: skip
+            "estimate_processes": args.nproc[0],
             "estimate_seconds": estimate,
             "estimate_hours_total": sum(estimate.values()) / 3600,
+            # Only train_danet is data-parallel; every other stage keeps its one-process estimate.
+            "data_parallel": [
+                {"processes": n, "danet_train_chunks_per_s": rate,
+                 "scaling_efficiency": rate / (n * chunks_per_s_by_nproc[1]) if 1 in chunks_per_s_by_nproc else None,
+                 "train_danet_hours": estimate["train_danet"] * chunks_per_s / rate / 3600,
+                 "total_hours": (sum(estimate.values()) - estimate["train_danet"] * (1 - chunks_per_s / rate)) / 3600}
+                for n, rate in chunks_per_s_by_nproc.items()
+            ],  # fmt: skip
         },
     )
 
