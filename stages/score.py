@@ -33,6 +33,7 @@ def main() -> None:
             StftConfig.from_params(params["stft"]),
             score["spectral_gate"],
             score["silence_db"],
+            full_band=score["full_band"] and params["separate"]["output_rate"] == "full",
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

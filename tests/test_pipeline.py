@@ -232,7 +232,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     import json
 
     score = json.loads((repo / "metrics" / "score.json").read_text())
-    for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+    for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr", "separation.full_band.gnsdr",
                 "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1"):  # fmt: skip
         assert isinstance(score[key], float), key
     assert score["separation.oracle_irm.gnsdr"] > score["separation.baseline.gnsdr"]

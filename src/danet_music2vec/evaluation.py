@@ -2,7 +2,9 @@
 
 Separation is measured at the STFT rate (where DANet works) for three systems on the
 same mixtures: DANet, the oracle ideal ratio mask (upper bound) and a blind spectral
-gate (non-learned floor). Classification is measured for three inputs of the same test
+gate (non-learned floor). With ``full_band``, DANet's output is also measured at its own
+rate (22.05 kHz with ``separate.output_rate: full``) against the full-band sources, so the
+report shows what a listener gets, the band above the STFT's Nyquist included. Classification is measured for three inputs of the same test
 clips: clean music, the noisy mixture, and DANet's separated music.
 """
 
@@ -35,15 +37,18 @@ if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither 
     from danet_music2vec.separation import Separator
 
 SYSTEMS = ("danet", "oracle_irm", "baseline")
+FULL_BAND = "danet_full_band"  # DANet's output at its own rate, against the full-band sources
 INPUTS = ("clean", "mixture", "separated")
 # The numbers the score and sweep stages also put on the MLflow parent run, so the UI compares experiments.
 HEADLINE_METRICS = (
     "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+    "separation.full_band.gnsdr",
     "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
     "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
 )  # fmt: skip
 # metrics/score.json prefixes: DANet's numbers are the headline `separation.*`.
-SYSTEM_PREFIX = {"danet": "separation", "oracle_irm": "separation.oracle_irm", "baseline": "separation.baseline"}
+SYSTEM_PREFIX = {"danet": "separation", "oracle_irm": "separation.oracle_irm", "baseline": "separation.baseline",
+                 FULL_BAND: "separation.full_band"}  # fmt: skip
 
 
 def score_separation(
@@ -53,21 +58,39 @@ def score_separation(
     gate: dict[str, Any],
     silence_db: float,
     progress: bool = True,
+    full_band: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
-    """Per-mixture table (one row per mixture and system) and the results grouped by system."""
+    """Per-mixture table (one row per mixture and system) and the results grouped by system.
+
+    ``full_band`` adds the system :data:`FULL_BAND`: DANet's files read at the mixture's
+    rate and scored against its full-band sources (only for outputs above the STFT rate).
+    """
     separated = separated.set_index("mixture_id")
     rows: list[dict[str, Any]] = []
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
+    if full_band:
+        by_system[FULL_BAND] = []
     for row in tqdm(list(test_mixtures.itertuples()), desc="score", unit="mix", disable=not progress):
         rendered = render_mixture(row)
         sep = separated.loc[row.mixture_id]
         danet = np.stack(
             [load_audio(sep[k], cfg.sample_rate, check_silence=False) for k in ("music_path", "noise_path")]
         )
-        for system, result in score_systems(rendered, int(row.sample_rate), danet, cfg, gate, silence_db).items():
+        results = score_systems(rendered, int(row.sample_rate), danet, cfg, gate, silence_db)
+        if full_band:
+            wide = np.stack([load_audio(sep[k], int(row.sample_rate), check_silence=False) for k in ("music_path", "noise_path")])
+            results[FULL_BAND] = score_full_band(rendered, wide, silence_db)
+        for system, result in results.items():
             by_system[system].append(result)
             rows.append(_row(row, system, result))
     return pd.DataFrame(rows), by_system
+
+
+def score_full_band(rendered: Rendered, estimate: np.ndarray, silence_db: float) -> SeparationResult:
+    """BSS Eval of a ``(2, samples)`` estimate at the mixture's own rate, against the full-band sources."""
+    reference = np.stack([rendered.music, rendered.noise])
+    baseline = mixture_baseline(reference, rendered.mixture, silence_db)
+    return separation_scores(reference, _fit(estimate, reference.shape[1]), rendered.mixture, silence_db, baseline)
 
 
 def score_systems(

@@ -135,5 +135,7 @@ def validate(params: dict[str, Any]) -> None:
         or len(set(snrs)) != len(snrs)
     ):
         raise ParamError(f"params.yaml: sweep.snr_db={snrs!r} must be a non-empty list of distinct numbers (dB), e.g. [-5, 0, 5, 10]")
+    if not isinstance(_require(params, "score.full_band"), bool):
+        raise ParamError("params.yaml: score.full_band must be true or false")
     if not isinstance(_require(params, "separate.resolve_order"), bool):
         raise ParamError("params.yaml: separate.resolve_order must be true or false")
