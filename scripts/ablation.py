@@ -38,7 +38,8 @@ from danet_music2vec.tracking import pipeline_metrics  # noqa: E402
 
 # (row name, the fix, the original work's settings that the fix replaces), in the order applied.
 FIXES: list[tuple[str, str, dict[str, Any]]] = [
-    ("linear-loss", "loss on linear magnitude, |X|-weighted mask MSE (paper)", {"danet.loss": "log_mse"}),
+    ("si-sdr-loss", "SI-SDR loss through the inverse STFT (the original: log-magnitude MSE; the paper: linear)",
+     {"danet.loss": "log_mse"}),
     ("threshold", "40 dB energy threshold for attractors and k-means", {"danet.threshold_db": None}),
     ("order-fix", "k-means seeded and matched to the training attractors",
      {"separate.resolve_order": False, "separate.kmeans_init": "farthest"}),

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +39,36 @@ from ablation import set_args  # noqa: E402  (the same `-S key=value` arguments 
 from danet_music2vec.atomic import atomic_path  # noqa: E402
 from danet_music2vec.metrics import paired_difference  # noqa: E402
 
-# name -> (what it is, overrides of params.yaml). "default" is params.yaml as committed.
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "default": ("params.yaml (DANet + mask-inference head, head masks at inference)", {}),
-    "mask-baseline": ("plain mask-inference network: same BLSTM, no embeddings, same steps",
-                      {"danet.objective": "mask"}),
-    "kmeans-inference": ("the default's model, masks from track-level k-means attractors (the paper's inference)",
-                         {"separate.masks": "attractors"}),
-    "attractor-only": ("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
-                       {"danet.objective": "attractor", "danet.kmeans_epochs": 3, "separate.masks": "attractors"}),
-    "extra-music": ("+ the 95.5 min extra-music pool in training (data/extra-music, drawn by length)",
-                    {"data.separation_music_dirs": ["data/extra-music"]}),
-    "loss-psa": ("truncated phase-sensitive loss instead of the linear magnitude loss", {"danet.loss": "psa"}),
-    "loss-si-sdr": ("SI-SDR loss through the inverse STFT", {"danet.loss": "si_sdr"}),
+@dataclass(frozen=True)
+class Variant:
+    """A separator recipe: params.yaml with ``overrides``, compared pair-wise with its ``reference`` variant.
+
+    A variant's reference is the recipe it differs from in one respect, so each interval
+    measures one change. The variants run while the linear magnitude loss was the
+    default carry that loss explicitly and are paired with ``linear-mse``.
+    """
+
+    what: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = "default"
+
+
+LINEAR = {"danet.loss": "linear_mse"}
+VARIANTS: dict[str, Variant] = {
+    "default": Variant("params.yaml: DANet + mask-inference head (Chimera++), SI-SDR loss, head masks at inference", reference=None),
+    "mask-baseline": Variant("plain mask-inference network: same BLSTM, loss and steps, no embeddings", {"danet.objective": "mask"}),
+    "kmeans-inference": Variant("the default's models, masks from track-level k-means attractors (the paper's inference)",
+                                {"separate.masks": "attractors"}),
+    "attractor-only": Variant("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
+                              {"danet.objective": "attractor", "danet.kmeans_epochs": 3, "separate.masks": "attractors"}),
+    "linear-mse": Variant("the paper's linear magnitude loss instead of SI-SDR (the default before)", LINEAR),
+    "linear-mse-mask-baseline": Variant("plain mask network, linear magnitude loss", LINEAR | {"danet.objective": "mask"},
+                                        reference="linear-mse"),
+    "linear-mse-kmeans-inference": Variant("linear-mse models, k-means attractors at inference",
+                                           LINEAR | {"separate.masks": "attractors"}, reference="linear-mse"),
+    "linear-mse-extra-music": Variant("linear-mse + the 95.5 min extra-music pool in training (drawn by length)",
+                                      LINEAR | {"data.separation_music_dirs": ["data/extra-music"]}, reference="linear-mse"),
+    "loss-psa": Variant("truncated phase-sensitive loss", {"danet.loss": "psa"}, reference="linear-mse"),
 }  # fmt: skip
 SEEDS = (0, 1, 2)
 
@@ -67,7 +85,7 @@ def run(variants: list[str], seeds: list[int], force: bool) -> None:
         if not force and name in done:
             print(f"{name}: already saved as a DVC experiment (use --force to rerun)")
             continue
-        overrides = VARIANTS[variant][1] | {"danet.seed": seed}
+        overrides = VARIANTS[variant].overrides | {"danet.seed": seed}
         cmd = ["dvc", "exp", "run", "--temp", "-n", name]
         cmd += set_args(overrides)
         cmd.append("score")
@@ -77,8 +95,8 @@ def run(variants: list[str], seeds: list[int], force: bool) -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def experiment_files(names: list[str], repo: Path = REPO) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
-    """Per-mixture scores (``plots/separation.csv``) and ``metrics/score.json`` of each experiment, from its git ref.
+def experiment_files(names: list[str], repo: Path = REPO) -> dict[str, tuple[pd.DataFrame, dict[str, Any], str]]:
+    """Per-mixture scores (``plots/separation.csv``), ``metrics/score.json`` and baseline commit of each experiment.
 
     Read from the commit DVC saved for the experiment (``refs/exps/...``), not from MLflow:
     an experiment whose stages were all restored from DVC's cache (e.g. the default with
@@ -96,7 +114,8 @@ def experiment_files(names: list[str], repo: Path = REPO) -> dict[str, tuple[pd.
         show = lambda path: subprocess.run(["git", "show", f"{refs[name]}:{path}"], cwd=repo, capture_output=True)  # noqa: E731
         table, score = show("plots/separation.csv"), show("metrics/score.json")
         if table.returncode == 0 and score.returncode == 0:
-            found[name] = (pd.read_csv(io.BytesIO(table.stdout)), json.loads(score.stdout))
+            baseline = "".join(refs[name].split("/")[2:4])[:7]  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
+            found[name] = (pd.read_csv(io.BytesIO(table.stdout)), json.loads(score.stdout), baseline)
     return found
 
 
@@ -113,8 +132,9 @@ def report(n_boot: int = 2000, repo: Path = REPO) -> str:
     """The markdown section: GNSDR per seed and paired differences to the default."""
     names = {v: [exp_name(v, s) for s in range(10)] for v in VARIANTS}
     found = experiment_files([n for group in names.values() for n in group], repo)
-    tables = {name: table for name, (table, _) in found.items()}
-    headline = {name: score for name, (_, score) in found.items()}
+    tables = {name: table for name, (table, _, _) in found.items()}
+    headline = {name: score for name, (_, score, _) in found.items()}
+    baselines = sorted({baseline for _, _, baseline in found.values()})
     runs = {v: [n for n in group if n in tables] for v, group in names.items()}
     if not runs["default"]:
         return "Not recorded yet: run `python scripts/compare_separators.py run`.\n"
@@ -125,39 +145,41 @@ def report(n_boot: int = 2000, repo: Path = REPO) -> str:
         nsdr = joined.xs("nsdr_music", axis=1, level=1).mean(axis=1)
         return pd.DataFrame({"nsdr_music": nsdr, "length": joined.xs("length", axis=1, level=1).iloc[:, 0]})
 
-    default = mean_over_seeds("default")
     first = tables[runs["default"][0]]
     oracle, gate = _gnsdr(_system(first, "oracle_irm")), _gnsdr(_system(first, "baseline"))
     lines = [
         "Seeds and paired intervals. ",
         f"Generated by `python scripts/compare_separators.py report` from the {len(tables)} experiments that "
         "`python scripts/compare_separators.py run` saved (`dvc exp run --temp ... score` per variant and training "
-        "seed; their outputs are read from the experiments' git refs). "
-        f"All are scored on the same {len(default)} test mixtures (every test clip with several test noises, 1 noise, "
+        f"seed; their outputs are read from the experiments' git refs; code of commit(s) {', '.join(baselines)}). "
+        f"All are scored on the same {len(_system(first, 'danet'))} test mixtures (every test clip with several test noises, 1 noise, "
         f"0 dB; BSS Eval at 8 kHz). On them the oracle ratio mask reaches GNSDR {oracle:.2f} dB and the spectral gate "
-        f"{gate:.2f} dB. Paired difference: per mixture, each variant's NSDR averaged over its seeds, minus the "
-        f"default's; length-weighted mean with a bootstrap 95% interval over mixtures ({n_boot} resamples).\n\n",
+        f"{gate:.2f} dB. Paired difference: per mixture, each variant's NSDR averaged over its seeds, minus its "
+        f"reference's (the recipe it differs from in one respect); length-weighted mean with a bootstrap 95% interval "
+        f"over mixtures ({n_boot} resamples).\n\n",
         "| variant | what | seeds | GNSDR per seed (dB) | mean +- sd | / oracle | separated F1 (mean) "
-        "| paired diff vs default [95% CI] |\n|---|---|---|---|---|---|---|---|\n",
+        "| paired diff vs reference [95% CI] |\n|---|---|---|---|---|---|---|---|\n",
     ]
-    for variant, (what, _) in VARIANTS.items():
+    for variant, spec in VARIANTS.items():
         if not runs[variant]:
-            lines.append(f"| {variant} | {what} | 0 | not run | | | | |\n")
+            lines.append(f"| {variant} | {spec.what} | 0 | not run | | | | |\n")
             continue
         per_seed = [_gnsdr(_system(tables[n], "danet")) for n in runs[variant]]
         f1 = [headline[n].get("classification.separated.f1") for n in runs[variant] if n in headline]
         f1_text = f"{np.mean([x for x in f1 if x is not None]):.2f}" if any(x is not None for x in f1) else "-"
         sd = f"{np.std(per_seed, ddof=1):.2f}" if len(per_seed) > 1 else "-"
-        if variant == "default":
+        if spec.reference is None:
             paired = "(reference)"
+        elif not runs[spec.reference]:
+            paired = f"vs {spec.reference}: not run"
         else:
-            mine = mean_over_seeds(variant)
-            both = default.join(mine, how="inner", lsuffix="_default")
-            diff, lo, hi = paired_difference(both["nsdr_music"], both["nsdr_music_default"], both["length"], n=n_boot)
+            both = mean_over_seeds(variant).merge(mean_over_seeds(spec.reference), left_index=True, right_index=True,
+                                                  suffixes=("", "_reference"))  # fmt: skip
+            diff, lo, hi = paired_difference(both["nsdr_music"], both["nsdr_music_reference"], both["length"], n=n_boot)
             verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
-            paired = f"{diff:+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict}"
+            paired = f"vs {spec.reference}: {diff:+.2f} [{lo:+.2f}, {hi:+.2f}] {verdict}"
         lines.append(
-            f"| {variant} | {what} | {len(per_seed)} | {', '.join(f'{x:.2f}' for x in per_seed)} | "
+            f"| {variant} | {spec.what} | {len(per_seed)} | {', '.join(f'{x:.2f}' for x in per_seed)} | "
             f"{np.mean(per_seed):.2f} +- {sd} | {np.mean(per_seed) / oracle:.2f} | {f1_text} | {paired} |\n"
         )
     return "".join(lines)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,14 +16,16 @@ from tests.conftest import REPO
 
 spec = importlib.util.spec_from_file_location("compare_separators", REPO / "scripts" / "compare_separators.py")
 compare = importlib.util.module_from_spec(spec)
+sys.modules["compare_separators"] = compare  # dataclasses look their module up while the class is built
 spec.loader.exec_module(compare)
 
 
 def test_every_variant_overrides_existing_params_with_other_values():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert compare.VARIANTS["default"][1] == {}
-    for name, (_, overrides) in compare.VARIANTS.items():
-        for dotted, value in overrides.items():
+    assert compare.VARIANTS["default"].overrides == {} and compare.VARIANTS["default"].reference is None
+    for name, variant in compare.VARIANTS.items():
+        assert variant.reference is None or variant.reference in compare.VARIANTS, name
+        for dotted, value in variant.overrides.items():
             node = params
             for part in dotted.split("."):
                 assert part in node, f"{name}: {dotted} is not in params.yaml"
