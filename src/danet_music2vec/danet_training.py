@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.data.sources import SourceError
-from danet_music2vec.devices import resolve_device
+from danet_music2vec.devices import PRECISIONS, autocast, resolve_device
 from danet_music2vec.distributed import World, check_nproc
 from danet_music2vec.dsp import StftConfig, istft
 from danet_music2vec.dynamic_mixing import DynamicMixer, MixedBatches, split_groups
@@ -74,7 +74,6 @@ _TINY = 1e-10
 # train further); device and progress bars do not change what is computed,
 # and neither do the process count (the batch is global) and the loader workers.
 _NOT_MATCHED = ("epochs", "device", "progress", "nproc", "loader_workers")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -318,10 +317,8 @@ def _step(model: torch.nn.Module, music: torch.Tensor, noise: torch.Tensor, cfg:
     sources = torch.stack([music, noise])
     mag = mix.abs()
     # bf16 autocast covers the network only; masks and losses (inverse STFTs, SI-SDR) stay in float32.
-    autocast = torch.autocast(mix.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-
     def forward(**kwargs: Any) -> Any:
-        with autocast:
+        with autocast(mix.device, cfg.precision):
             out = model(mag, return_details=True, **kwargs)
         return out._replace(**{k: getattr(out, k).float() for k in ("masks", "head_masks", "attractors")
                                if getattr(out, k) is not None})  # fmt: skip

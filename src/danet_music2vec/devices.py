@@ -1,4 +1,4 @@
-"""The ``device`` params (``auto | cpu | cuda``) shared by training, separation and classification."""
+"""The ``device`` params (``auto | cpu | cuda``) shared by training, separation and classification, and the trainers' ``precision``."""
 
 from __future__ import annotations
 
@@ -16,3 +16,11 @@ def resolve_device(device: str, key: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ParamError(f"params.yaml: {key}={device!r} is not allowed; use one of auto, cpu, cuda")
     return torch.device(device)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The forward pass's autocast for a ``precision`` param: bf16 autocast, or disabled for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.checksums import sha256_file
-from danet_music2vec.devices import resolve_device
+from danet_music2vec.devices import PRECISIONS, autocast, resolve_device
 from danet_music2vec.distributed import World, check_nproc
 from danet_music2vec.audio import load_audio
 from danet_music2vec.models.music2vec import Music2Vec
@@ -108,8 +108,8 @@ class Music2VecConfig:
             raise bad("dropout", "a number in [0, 1)")
         if values["device"] not in ("auto", "cpu", "cuda"):
             raise bad("device", "one of 'auto', 'cpu', 'cuda'")
-        if values["precision"] not in ("fp32", "bf16"):
-            raise bad("precision", "one of 'fp32', 'bf16'")
+        if values["precision"] not in PRECISIONS:
+            raise bad("precision", f"one of {', '.join(map(repr, PRECISIONS))}")
         check_nproc(values["nproc"], "music2vec.nproc")
         if (values["init_weights"] is None) != (values["init_sha256"] is None):
             raise ParamError(
@@ -417,7 +417,6 @@ def _train_epoch(
     # Crops, augmentations and dropout: one stream per rank (rank 0's is the one-process stream).
     crop_rng = rng if world.is_main else np.random.default_rng([cfg.seed, epoch, world.rank])
     torch.manual_seed(cfg.seed * 100_003 + epoch + 1_000_003 * world.rank)
-    autocast = torch.autocast(world.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     epoch_started = time.perf_counter()
@@ -431,7 +430,7 @@ def _train_epoch(
         wave, label = _crop_batch(clips, picks, cfg.crop_samples, crop_rng)
         wave = augment(wave, cfg, crop_rng, noises)
         wave, label = wave.to(world.device), label.to(world.device)
-        with autocast:
+        with autocast(world.device, cfg.precision):
             logits = model(wave).float()
         loss = F.cross_entropy(logits, label)
         optimizer.zero_grad(set_to_none=True)
