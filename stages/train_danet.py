@@ -13,7 +13,6 @@ Data-parallel: `danet.nproc: N` (N > 1) reruns this script under
 typed directly (its process count wins). Rank 0 alone logs to MLflow and writes outputs.
 """
 
-import sys
 import time
 
 import numpy as np
@@ -50,8 +49,7 @@ def load_store(params: dict) -> FeatureStore:
 def main() -> None:
     params = load_params()
     cfg = DanetTrainConfig.from_params(params["danet"], noises=params["noises"])
-    if cfg.nproc > 1 and not distributed.launched():
-        sys.exit(distributed.torchrun(__file__, cfg.nproc))
+    distributed.relaunch(__file__, cfg.nproc)
     start = time.perf_counter()
     with distributed.join(cfg.device, "danet.device") as world:
         if not world.is_main:  # trains its share of every batch; rank 0 records and writes

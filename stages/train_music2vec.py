@@ -13,7 +13,6 @@ Data-parallel: `music2vec.nproc: N` (N > 1) reruns this script under
 `torchrun --standalone --nproc_per_node=N`; rank 0 alone logs to MLflow and writes outputs.
 """
 
-import sys
 import time
 
 import numpy as np
@@ -43,8 +42,7 @@ def load_training_audio(cfg: Music2VecConfig) -> tuple[ClipSet, list[np.ndarray]
 def main() -> None:
     params = load_params()
     cfg = Music2VecConfig.from_params(params["music2vec"])
-    if cfg.nproc > 1 and not distributed.launched():
-        sys.exit(distributed.torchrun(__file__, cfg.nproc))
+    distributed.relaunch(__file__, cfg.nproc)
     start = time.perf_counter()
     with distributed.join(cfg.device, "music2vec.device") as world:
         if not world.is_main:  # trains its share of every batch; rank 0 records and writes

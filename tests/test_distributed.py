@@ -48,6 +48,8 @@ def test_one_process_world_is_a_no_op() -> None:
     world = World()
     assert world.is_main and not world.distributed and not launched()
     assert world.share([1, 2, 3]) == [1, 2, 3] and world.sum([1, 2.5]) == [1.0, 2.5]
+    counts = torch.ones(2, 3)
+    assert world.sum(counts) is counts
     model = torch.nn.Linear(2, 2)
     assert world.wrap(model) is model
     with join("cpu", "danet.device") as joined:
@@ -95,6 +97,9 @@ def test_danet_trains_under_two_processes_and_resumes_under_one_and_back(store: 
     torch.testing.assert_close(torch.tensor(last["val"]), torch.tensor([h.val_si_sdr for h in straight.history]),
                                rtol=1e-3, atol=1e-3)  # fmt: skip
     assert last["losses"][-1] < last["losses"][0]
+    # The last epoch's mean training attractors, summed over the 2 processes' shares.
+    torch.testing.assert_close(load_checkpoint(tmp_path / "ck.pt")["train_attractors"],
+                               load_checkpoint(tmp_path / "straight.pt")["train_attractors"], rtol=1e-3, atol=1e-5)  # fmt: skip
 
 
 def test_music2vec_trains_under_two_processes_and_resumes_under_one_and_back(tmp_path: Path) -> None:

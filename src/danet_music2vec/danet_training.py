@@ -491,12 +491,10 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer
         seen += music.shape[0]
         bar.set_postfix(loss=f"{loss_sum / seen:.4g}", refresh=False)
     bar.close()
-    totals = world.sum([loss_sum, seen, *attractor_sum.flatten().tolist(), *attractor_count.flatten().tolist()])
-    loss_sum, seen = totals[0], int(totals[1])
-    attractor_sum = torch.tensor(totals[2 : 2 + attractor_sum.numel()], dtype=torch.float64).reshape(attractor_sum.shape)
-    attractor_count = torch.tensor(totals[2 + attractor_sum.numel() :], dtype=torch.float64).reshape(attractor_count.shape)
+    loss_sum, seen = world.sum([loss_sum, seen])
+    attractor_sum, attractor_count = world.sum(attractor_sum), world.sum(attractor_count)
     attractors = None if cfg.objective == "mask" else (attractor_sum / attractor_count.clamp_min(1.0)).float()
-    return _EpochResult(loss_sum / seen, seen, attractors)
+    return _EpochResult(loss_sum / seen, int(seen), attractors)
 
 
 def epoch_attractors(cfg: DanetTrainConfig, epoch: int) -> str:

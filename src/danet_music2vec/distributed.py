@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import overload
 
 import torch
 import torch.distributed as dist
@@ -65,13 +66,22 @@ class World:
         per_rank = len(items) // self.size
         return items[self.rank * per_rank : (self.rank + 1) * per_rank]
 
-    def sum(self, values: Sequence[float]) -> list[float]:
-        """Element-wise sum over the ranks (float64), e.g. loss sums and example counts."""
+    @overload
+    def sum(self, values: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def sum(self, values: Sequence[float]) -> list[float]: ...
+
+    def sum(self, values: torch.Tensor | Sequence[float]) -> torch.Tensor | list[float]:
+        """Element-wise sum over the ranks: of a tensor (returned where it came from), or of floats (in float64)."""
+        if isinstance(values, torch.Tensor):
+            if not self.distributed:
+                return values
+            total = values.to(self.device, copy=True)  # NCCL reduces GPU tensors only
+            dist.all_reduce(total)
+            return total.to(values.device)
         if not self.distributed:
             return [float(v) for v in values]
-        tensor = torch.tensor(list(values), dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return tensor.tolist()
+        return self.sum(torch.tensor(list(values), dtype=torch.float64)).tolist()
 
     def wrap(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         """``model`` in DistributedDataParallel when there are several ranks (rank 0's weights are broadcast)."""
@@ -122,11 +132,20 @@ def join(device: str, key: str) -> Iterator[World]:
         dist.destroy_process_group()
 
 
+def relaunch(script: str | os.PathLike[str], nproc: int) -> None:
+    """With ``nproc > 1`` and not under ``torchrun`` yet: run ``script`` under it and exit with its status.
+
+    A stage calls this first, so ``dvc repro`` keeps its plain ``python stages/...`` commands
+    and ``torchrun ... stages/<stage>.py`` typed by hand is not started twice.
+    """
+    if nproc > 1 and not launched():
+        sys.exit(torchrun(script, nproc))
+
+
 def torchrun(script: str | os.PathLike[str], nproc: int, args: Sequence[str] = ()) -> int:
     """Run ``script`` as ``torchrun --standalone --nproc_per_node=nproc script args``; its exit status.
 
-    The stages call this for ``nproc > 1`` when they were not started by ``torchrun``
-    themselves, so ``dvc repro`` keeps its plain ``python stages/...`` commands.
+    See :func:`relaunch`.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), *args]
     return subprocess.call(command)
