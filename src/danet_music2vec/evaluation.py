@@ -73,13 +73,13 @@ def score_separation(
     for row in tqdm(list(test_mixtures.itertuples()), desc="score", unit="mix", disable=not progress):
         rendered = render_mixture(row)
         sep = separated.loc[row.mixture_id]
-        danet = np.stack(
-            [load_audio(sep[k], cfg.sample_rate, check_silence=False) for k in ("music_path", "noise_path")]
-        )
+        # Decoded once: at the mixture's rate (the full-band output's own) when that is scored too.
+        rate = int(row.sample_rate) if full_band else cfg.sample_rate
+        decoded = np.stack([load_audio(sep[k], rate, check_silence=False) for k in ("music_path", "noise_path")])
+        danet = resample(decoded, rate, cfg.sample_rate)
         results = score_systems(rendered, int(row.sample_rate), danet, cfg, gate, silence_db)
         if full_band:
-            wide = np.stack([load_audio(sep[k], int(row.sample_rate), check_silence=False) for k in ("music_path", "noise_path")])
-            results[FULL_BAND] = score_full_band(rendered, wide, silence_db)
+            results[FULL_BAND] = score_full_band(rendered, decoded, silence_db)
         for system, result in results.items():
             by_system[system].append(result)
             rows.append(_row(row, system, result))
