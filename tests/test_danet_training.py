@@ -14,6 +14,7 @@ from danet_music2vec.danet_training import (
     _step,
     build_model,
     export_model,
+    learning_rate,
     load_checkpoint,
     make_mixers,
     step_seeds,
@@ -159,6 +160,31 @@ def test_killed_run_resumes_at_next_epoch_with_identical_result(store: FeatureSt
     assert b["complete"] and b["epoch"] == 3
 
 
+def test_cosine_schedule_falls_from_lr_to_zero_and_resumes_on_it(store: FeatureStore, tmp_path: Path) -> None:
+    cfg = small(epochs=2, lr_schedule="cosine")
+    rates = [learning_rate(cfg, epoch, step) for epoch in (1, 2) for step in range(cfg.steps_per_epoch)]
+    assert rates[0] == cfg.lr and rates == sorted(rates, reverse=True) and len(set(rates)) == len(rates)
+    assert rates[2] == pytest.approx(cfg.lr / 2)  # half-way through the 4 steps: cos(pi / 2)
+    assert {learning_rate(small(), e, s) for e in (1, 2) for s in (0, 1)} == {small().lr}  # constant
+    straight = train_danet(store, cfg, tmp_path / "a.pt")
+    state = load_checkpoint(tmp_path / "a.pt")
+    assert state["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(rates[-1])  # the optimizer followed it
+    with pytest.raises(_Stop):
+        train_danet(store, cfg, tmp_path / "b.pt", on_epoch=_stop_after_first)
+    resumed = train_danet(store, cfg, tmp_path / "b.pt")
+    assert resumed.start_epoch == 2 and resumed.losses == straight.losses
+    assert train_danet(store, small(epochs=2), tmp_path / "a.pt").start_epoch == 1  # another schedule: from scratch
+
+
+def _stop_after_first(stats: EpochStats) -> None:
+    if stats.epoch == 1:
+        raise _Stop
+
+
+class _Stop(Exception):
+    pass
+
+
 def test_more_epochs_continue_a_finished_run(store: FeatureStore, tmp_path: Path) -> None:
     first = train_danet(store, small(epochs=1), tmp_path / "c.pt")
     again = train_danet(store, small(epochs=1), tmp_path / "c.pt")
@@ -220,7 +246,7 @@ def test_config_from_params_validates() -> None:
                      ({"val_fraction": 1.0}, "danet.val_fraction"), ({"steps_per_epoch": 0}, "danet.steps_per_epoch"),
                      ({"max_gain_db": 0}, "danet.max_gain_db"), ({"chunks_per_epoch": 5}, "danet.chunks_per_epoch"),
                      ({"precision": "fp16"}, "danet.precision"), ({"nproc": 0}, "danet.nproc"),
-                     ({"loader_workers": -1}, "danet.loader_workers")]:
+                     ({"loader_workers": -1}, "danet.loader_workers"), ({"lr_schedule": "step"}, "danet.lr_schedule")]:
         with pytest.raises(ParamError, match=key):
             DanetTrainConfig.from_params(bad)
     with pytest.raises(ParamError, match="noises"):

@@ -69,6 +69,8 @@ DEVICES = ("auto", "cpu", "cuda")
 TRAIN_ATTRACTORS = ("ideal", "anchored")
 # attractor: the paper's DANet; chimera: + a mask-inference head (Chimera++); mask: the plain mask network.
 OBJECTIVES = ("attractor", "chimera", "mask")
+# constant: Adam at danet.lr throughout; cosine: from danet.lr down to 0 over every step of danet.epochs.
+LR_SCHEDULES = ("constant", "cosine")
 _TINY = 1e-10
 # Keys whose change does not invalidate a checkpoint: `epochs` may grow (resume and
 # train further); device and progress bars do not change what is computed,
@@ -88,6 +90,7 @@ class DanetTrainConfig:
     kmeans_epochs: int = 0  # the paper recipe: 5 of 20 (objective attractor)
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     threshold_db: float | None = 40.0  # None: every bin counts (the original work)
     attractor: str = "ideal"
     loss: str = "linear_mse"
@@ -120,6 +123,8 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.dropout={self.dropout!r} must be in [0, 1)")
         if not self.lr > 0:
             raise ParamError(f"params.yaml: danet.lr={self.lr!r} must be a positive number")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ParamError(f"params.yaml: danet.lr_schedule={self.lr_schedule!r} is not allowed; use one of {', '.join(LR_SCHEDULES)}")
         if self.threshold_db is not None and not self.threshold_db > 0:
             raise ParamError(f"params.yaml: danet.threshold_db={self.threshold_db!r} must be a positive number of dB or null")
         if self.attractor not in TRAIN_ATTRACTORS:
@@ -462,6 +467,18 @@ def step_seeds(cfg: DanetTrainConfig, epoch: int) -> list[list[int]]:
             for step in range(cfg.steps_per_epoch)]  # fmt: skip
 
 
+def learning_rate(cfg: DanetTrainConfig, epoch: int, step: int) -> float:
+    """The learning rate of ``step`` (0-based) of ``epoch`` (1-based).
+
+    A function of the step alone, not optimizer state, so a resumed run follows the same
+    schedule (with ``cosine``, growing ``danet.epochs`` stretches what is left of it).
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    done = ((epoch - 1) * cfg.steps_per_epoch + step) / (cfg.epochs * cfg.steps_per_epoch)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+
+
 def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer: DynamicMixer, cfg: DanetTrainConfig,
                  stft_cfg: StftConfig, epoch: int, world: World) -> _EpochResult:
     """One epoch of ``steps_per_epoch`` freshly mixed global batches, this rank's share of each."""
@@ -476,7 +493,9 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer
     attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
     bar = tqdm(loader, desc=f"danet {epoch}/{cfg.epochs} ({source})", unit="batch",
                disable=not (cfg.progress and world.is_main), leave=False, mininterval=2.0)  # fmt: skip
-    for music, noise in bar:
+    for step, (music, noise) in enumerate(bar):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, epoch, step)
         music, noise = music.to(world.device, non_blocking=True), noise.to(world.device, non_blocking=True)
         out = _step(model, music, noise, cfg, stft_cfg, use_kmeans=source == "kmeans")
         optimizer.zero_grad(set_to_none=True)
