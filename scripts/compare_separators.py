@@ -18,18 +18,22 @@ excludes zero.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -55,7 +59,7 @@ class Variant:
 
 LINEAR = {"danet.loss": "linear_mse"}
 VARIANTS: dict[str, Variant] = {
-    "default": Variant("params.yaml: DANet + mask-inference head (Chimera++), SI-SDR loss, head masks at inference", reference=None),
+    "default": Variant("params.yaml as the experiment ran it (the section's recipe)", reference=None),
     "mask-baseline": Variant("plain mask-inference network: same BLSTM, loss and steps, no embeddings", {"danet.objective": "mask"}),
     "kmeans-inference": Variant("the default's models, masks from track-level k-means attractors (the paper's inference)",
                                 {"separate.masks": "attractors"}),
@@ -79,11 +83,12 @@ def exp_name(variant: str, seed: int) -> str:
 
 def run(variants: list[str], seeds: list[int], force: bool) -> None:
     todo = [(v, s) for v in variants for s in seeds]
-    done = experiment_files([exp_name(v, s) for v, s in todo])
+    code = workspace_code()
+    done = {name for c, name in experiment_files([exp_name(v, s) for v, s in todo]) if c == code}
     for variant, seed in todo:
         name = exp_name(variant, seed)
         if not force and name in done:
-            print(f"{name}: already saved as a DVC experiment (use --force to rerun)")
+            print(f"{name}: already saved as a DVC experiment of this code (use --force to rerun)")
             continue
         overrides = VARIANTS[variant].overrides | {"danet.seed": seed}
         cmd = ["dvc", "exp", "run", "--temp", "-n", name]
@@ -95,27 +100,59 @@ def run(variants: list[str], seeds: list[int], force: bool) -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def experiment_files(names: list[str], repo: Path = REPO) -> dict[str, tuple[pd.DataFrame, dict[str, Any], str]]:
-    """Per-mixture scores (``plots/separation.csv``), ``metrics/score.json`` and baseline commit of each experiment.
+@dataclass(frozen=True)
+class Experiment:
+    """One saved experiment: its per-mixture scores, headline metrics, params and the code it ran."""
+
+    table: pd.DataFrame  # plots/separation.csv
+    score: dict[str, Any]  # metrics/score.json
+    params: dict[str, Any]  # params.yaml
+    baseline: str  # the commit the experiment was run on (7 hex digits)
+    code: str  # hash of src/, stages/ and dvc.yaml as the experiment ran them
+
+
+CODE_PATHS = ("src", "stages", "dvc.yaml")
+
+
+def _code_key(git: Callable[..., subprocess.CompletedProcess], tree: str) -> str:
+    """Short hash of the code paths in ``tree`` (a commit or tree id): equal for equal code."""
+    objects = [git("rev-parse", "--verify", "-q", f"{tree}:{path}").stdout.strip() for path in CODE_PATHS]
+    return hashlib.sha256(b" ".join(objects)).hexdigest()[:7]
+
+
+def workspace_code(repo: Path = REPO) -> str:
+    """:func:`_code_key` of the working tree, uncommitted changes included (as ``dvc exp run`` saves them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = os.environ | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True, env=env)  # noqa: E731
+        git("read-tree", "HEAD")
+        git("add", "-A", "--", *[path for path in CODE_PATHS if (repo / path).exists()])
+        return _code_key(git, git("write-tree").stdout.decode().strip())
+
+
+def experiment_files(names: list[str], repo: Path = REPO) -> dict[tuple[str, str], Experiment]:
+    """The saved experiments of ``names``, keyed by ``(code, name)``: the newest run of a name on each code version.
 
     Read from the commit DVC saved for the experiment (``refs/exps/...``), not from MLflow:
     an experiment whose stages were all restored from DVC's cache (e.g. the default with
     the committed seed) ran no stage, so it logged nothing, but its commit holds its outputs.
     """
-    listing = subprocess.run(["git", "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps"],
-                             cwd=repo, capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-    refs: dict[str, str] = {}
+    git = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True)  # noqa: E731
+    listing = git("for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps").stdout.decode().split()
+    wanted = set(names)
+    found: dict[tuple[str, str], Experiment] = {}
     for ref in listing:
-        refs.setdefault(ref.rsplit("/", 1)[-1], ref)  # the newest run of a name wins
-    found = {}
-    for name in names:
-        if name not in refs:
+        name = ref.rsplit("/", 1)[-1]
+        if name not in wanted:
             continue
-        show = lambda path: subprocess.run(["git", "show", f"{refs[name]}:{path}"], cwd=repo, capture_output=True)  # noqa: E731
-        table, score = show("plots/separation.csv"), show("metrics/score.json")
+        code = _code_key(git, ref)
+        if (code, name) in found:
+            continue  # a newer run of this name on this code is kept
+        table, score, params = (git("show", f"{ref}:{path}") for path in ("plots/separation.csv", "metrics/score.json", "params.yaml"))
         if table.returncode == 0 and score.returncode == 0:
-            baseline = "".join(refs[name].split("/")[2:4])[:7]  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
-            found[name] = (pd.read_csv(io.BytesIO(table.stdout)), json.loads(score.stdout), baseline)
+            baseline = "".join(ref.split("/")[2:4])[:7]  # refs/exps/<sha[:2]>/<sha[2:]>/<name>
+            found[(code, name)] = Experiment(pd.read_csv(io.BytesIO(table.stdout)), json.loads(score.stdout),
+                                             yaml.safe_load(params.stdout) or {}, baseline, code)  # fmt: skip
     return found
 
 
@@ -128,16 +165,50 @@ def _gnsdr(part: pd.DataFrame) -> float:
     return float(np.average(part["nsdr_music"], weights=part["length"]))
 
 
+# The default's recipe as each section states it (read from the experiment's own params.yaml).
+RECIPE_KEYS = ("danet.objective", "danet.loss", "danet.hidden", "danet.layers", "danet.epochs", "danet.lr_schedule",
+               "separate.masks")  # fmt: skip
+
+
+def _recipe(params: dict[str, Any]) -> str:
+    values = []
+    for dotted in RECIPE_KEYS:
+        node: Any = params
+        for part in dotted.split("."):
+            node = node.get(part, "-") if isinstance(node, dict) else "-"
+        values.append(f"`{dotted.split('.', 1)[1]}: {node}`")
+    return ", ".join(values)
+
+
 def report(n_boot: int = 2000, repo: Path = REPO) -> str:
-    """The markdown section: GNSDR per seed and paired differences to the default."""
+    """The markdown: per code version (newest first), GNSDR per seed and paired differences within that code.
+
+    Experiments on different code are never paired: a code change (e.g. how training
+    examples are drawn) would be counted as the variant's effect.
+    """
     names = {v: [exp_name(v, s) for s in range(10)] for v in VARIANTS}
     found = experiment_files([n for group in names.values() for n in group], repo)
-    tables = {name: table for name, (table, _, _) in found.items()}
-    headline = {name: score for name, (_, score, _) in found.items()}
-    baselines = sorted({baseline for _, _, baseline in found.values()})
-    runs = {v: [n for n in group if n in tables] for v, group in names.items()}
-    if not runs["default"]:
+    codes = list(dict.fromkeys(code for code, _ in found))  # newest first
+    sections = [_code_section({name: exp for (c, name), exp in found.items() if c == code}, names, n_boot) for code in codes]
+    sections = [s for s in sections if s]
+    if not sections:
         return "Not recorded yet: run `python scripts/compare_separators.py run`.\n"
+    intro = (
+        "Seeds and paired intervals. Generated by `python scripts/compare_separators.py report` from the experiments "
+        "that `python scripts/compare_separators.py run` saved (`dvc exp run --temp ... score` per variant and training "
+        "seed; their outputs are read from the experiments' git refs). One section per version of the code (src/, "
+        "stages/, dvc.yaml), newest first; experiments on different code are not paired. Paired difference: per "
+        "mixture, each variant's NSDR averaged over its seeds, minus its reference's (the recipe it differs from in one "
+        f"respect); length-weighted mean with a bootstrap 95% interval over mixtures ({n_boot} resamples).\n\n"
+    )
+    return intro + "\n".join(sections)
+
+
+def _code_section(runs_by_name: dict[str, Experiment], names: dict[str, list[str]], n_boot: int) -> str:
+    runs = {v: [n for n in group if n in runs_by_name] for v, group in names.items()}
+    if not runs["default"]:
+        return ""
+    tables = {name: exp.table for name, exp in runs_by_name.items()}
 
     def mean_over_seeds(variant: str, system: str = "danet") -> pd.DataFrame:
         parts = [_system(tables[n], system) for n in runs[variant]]
@@ -145,33 +216,29 @@ def report(n_boot: int = 2000, repo: Path = REPO) -> str:
         nsdr = joined.xs("nsdr_music", axis=1, level=1).mean(axis=1)
         return pd.DataFrame({"nsdr_music": nsdr, "length": joined.xs("length", axis=1, level=1).iloc[:, 0]})
 
-    first = tables[runs["default"][0]]
+    default = runs_by_name[runs["default"][0]]
+    first = default.table
     oracle, gate = _gnsdr(_system(first, "oracle_irm")), _gnsdr(_system(first, "baseline"))
+    baselines = sorted({exp.baseline for exp in runs_by_name.values()})
     lines = [
-        "Seeds and paired intervals. ",
-        f"Generated by `python scripts/compare_separators.py report` from the {len(tables)} experiments that "
-        "`python scripts/compare_separators.py run` saved (`dvc exp run --temp ... score` per variant and training "
-        f"seed; their outputs are read from the experiments' git refs; code of commit(s) {', '.join(baselines)}). "
-        f"All are scored on the same {len(_system(first, 'danet'))} test mixtures (every test clip with several test noises, 1 noise, "
-        f"0 dB; BSS Eval at 8 kHz). On them the oracle ratio mask reaches GNSDR {oracle:.2f} dB and the spectral gate "
-        f"{gate:.2f} dB. Paired difference: per mixture, each variant's NSDR averaged over its seeds, minus its "
-        f"reference's (the recipe it differs from in one respect); length-weighted mean with a bootstrap 95% interval "
-        f"over mixtures ({n_boot} resamples).\n\n",
+        f"## Code {default.code} (experiments on commit(s) {', '.join(baselines)})\n\n",
+        f"The default here: {_recipe(default.params)}. All are scored on the same {len(_system(first, 'danet'))} test "
+        "mixtures (every test clip with several test noises, 1 noise, 0 dB; BSS Eval at 8 kHz). On them the oracle ratio "
+        f"mask reaches GNSDR {oracle:.2f} dB and the spectral gate {gate:.2f} dB.\n\n",
         "| variant | what | seeds | GNSDR per seed (dB) | mean +- sd | / oracle | separated F1 (mean) "
         "| paired diff vs reference [95% CI] |\n|---|---|---|---|---|---|---|---|\n",
     ]
     for variant, spec in VARIANTS.items():
         if not runs[variant]:
-            lines.append(f"| {variant} | {spec.what} | 0 | not run | | | | |\n")
             continue
         per_seed = [_gnsdr(_system(tables[n], "danet")) for n in runs[variant]]
-        f1 = [headline[n].get("classification.separated.f1") for n in runs[variant] if n in headline]
+        f1 = [runs_by_name[n].score.get("classification.separated.f1") for n in runs[variant]]
         f1_text = f"{np.mean([x for x in f1 if x is not None]):.2f}" if any(x is not None for x in f1) else "-"
         sd = f"{np.std(per_seed, ddof=1):.2f}" if len(per_seed) > 1 else "-"
         if spec.reference is None:
             paired = "(reference)"
         elif not runs[spec.reference]:
-            paired = f"vs {spec.reference}: not run"
+            paired = f"vs {spec.reference}: not run on this code"
         else:
             both = mean_over_seeds(variant).merge(mean_over_seeds(spec.reference), left_index=True, right_index=True,
                                                   suffixes=("", "_reference"))  # fmt: skip
@@ -182,6 +249,9 @@ def report(n_boot: int = 2000, repo: Path = REPO) -> str:
             f"| {variant} | {spec.what} | {len(per_seed)} | {', '.join(f'{x:.2f}' for x in per_seed)} | "
             f"{np.mean(per_seed):.2f} +- {sd} | {np.mean(per_seed) / oracle:.2f} | {f1_text} | {paired} |\n"
         )
+    not_run = [v for v in VARIANTS if not runs[v]]
+    if not_run:
+        lines.append(f"\nNot run on this code: {', '.join(not_run)}.\n")
     return "".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_every_variant_overrides_existing_params_with_other_values():
             assert node != value, f"{name}: {dotted} equals the default"
 
 
-def _save(repo, name: str, nsdr: np.ndarray) -> None:
+def _save(repo, name: str, nsdr: np.ndarray, baseline: str = "ab/cdef") -> None:
     """A commit holding an experiment's outputs under refs/exps/, as `dvc exp run` saves one."""
     table = pd.DataFrame({"mixture_id": [f"test-{i:05d}" for i in range(len(nsdr))] * 3,
                           "system": ["danet"] * len(nsdr) + ["oracle_irm"] * len(nsdr) + ["baseline"] * len(nsdr),
@@ -45,8 +46,10 @@ def _save(repo, name: str, nsdr: np.ndarray) -> None:
     (repo / "metrics" / "score.json").write_text(json.dumps({"classification.separated.f1": 0.8}))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
-    subprocess.run(git + ["commit", "-qm", name], cwd=repo, check=True)
-    subprocess.run(["git", "update-ref", f"refs/exps/ab/cdef/{name}", "HEAD"], cwd=repo, check=True)
+    count = int(subprocess.run(["git", "rev-list", "--all", "--count"], cwd=repo, capture_output=True, text=True).stdout or 0)
+    when = f"2026-01-01T00:{count:02d}:00"  # one minute apart: the report lists the newest code first
+    subprocess.run(git + ["commit", "-qm", name], cwd=repo, check=True, env=os.environ | {"GIT_COMMITTER_DATE": when})
+    subprocess.run(["git", "update-ref", f"refs/exps/{baseline}/{name}", "HEAD"], cwd=repo, check=True)
 
 
 def test_report_gives_seeds_and_a_paired_interval(tmp_path):
@@ -62,5 +65,24 @@ def test_report_gives_seeds_and_a_paired_interval(tmp_path):
     assert "| 2 |" in default and "(reference)" in default
     diff, low, high = (float(x) for x in re.search(r"([-+]\d\.\d\d) \[([-+]\d\.\d\d), ([-+]\d\.\d\d)\] worse", baseline).groups())
     assert abs(diff + 0.5) < 0.05 and low < diff < high < 0  # 0.5 dB worse on every mixture: the interval shows it
-    assert "| loss-psa |" in text and "not run" in text
+    assert "Not run on this code:" in text and "loss-psa" in text
     assert "40 test mixtures" in text and "| 0.80 |" in default
+
+
+def test_experiments_on_other_code_are_not_paired(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    rng = np.random.default_rng(1)
+    hard = rng.normal(3.0, 3.0, size=40)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("old = True\n")
+    _save(tmp_path, compare.exp_name("default", 0), hard)
+    _save(tmp_path, compare.exp_name("mask-baseline", 0), hard - 1.0)
+    old_code = compare.workspace_code(tmp_path)
+    (tmp_path / "src" / "model.py").write_text("old = False\n")  # the code changes; the default is run again
+    assert compare.workspace_code(tmp_path) != old_code
+    _save(tmp_path, compare.exp_name("default", 0), hard + 2.0, baseline="12/3456")
+    text = compare.report(n_boot=200, repo=tmp_path)
+    new, old = text.split("## Code ")[1:]  # newest first
+    assert new.startswith(compare.workspace_code(tmp_path)) and old.startswith(old_code)
+    assert "mask-baseline" not in new.split("Not run on this code:")[0]  # not paired with the new default
+    assert re.search(r"vs default: -1\.00 \[-1\.00, -1\.00\] worse", old)  # paired with the default of its own code
