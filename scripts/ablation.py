@@ -115,7 +115,8 @@ def run(selected: list[int], variants: list[int], noises: list[int], force: bool
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    # NaN: pandas' None in a float column (a row not run beside rows that were).
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def ablation_table(

@@ -82,6 +82,9 @@ def test_report_is_built_from_the_runs_recorded_in_mlflow(tmp_path, monkeypatch)
     assert f"2 of {total} experiments recorded" in text
     original_row = next(line for line in text.splitlines() if line.startswith("| 0 | as the original work"))
     assert "| 0.25 |" in original_row and "| 4.00 | 6.00 | 11.00 |" in original_row
+    assert "nan" not in text and "| 1 | + " in text.split("### 1 noise, input SNR 0 dB")[1]  # rows not run show "-"
+    not_run = next(line for line in text.splitlines() if line.startswith("| 1 | + "))
+    assert not_run.endswith("| - | - |")
     assert "| 1 | 0 dB | 0.89 / 0.70 / 0.85 [0.65, 1.00]" in text and "not recorded" in text
     assert (tmp_path / "docs" / "results" / "ablation_n1.png").read_bytes()[:4] == b"\x89PNG"
 
