@@ -185,6 +185,21 @@ class _Stop(Exception):
     pass
 
 
+def test_validation_holds_out_labelled_tracks_only_and_the_pool_always_trains(tmp_path: Path) -> None:
+    clips = synth_clips(6)
+    pool = pd.DataFrame([{"clip_id": f"separation/extra/p{i}", "kind": "music", "group": f"pool{i}", "path": f"music:{20 + i}"}
+                         for i in range(6)])  # fmt: skip
+    write_features(pd.concat([clips, pool], ignore_index=True), CFG, tmp_path, sample_rate=RATE, load=synth_load, progress=False)
+    store = FeatureStore(tmp_path)
+    cfg = small(val_fraction=0.34, extra_music_share=0.5)
+    train, val = make_mixers(store, cfg)
+    assert set(val.music["group"]) and not set(val.music["clip_id"]).intersection(pool["clip_id"])
+    assert set(pool["group"]) <= set(train.music["group"]) and not set(val.music["group"]) & set(train.music["group"])
+    # The same validation tracks as without the pool: a variant with the pool is scored on the same mixtures.
+    _, val_without = make_mixers(FeatureStore(make_store(tmp_path / "plain").root), cfg)
+    assert set(val.music["group"]) == set(val_without.music["group"])
+
+
 def test_more_epochs_continue_a_finished_run(store: FeatureStore, tmp_path: Path) -> None:
     first = train_danet(store, small(epochs=1), tmp_path / "c.pt")
     again = train_danet(store, small(epochs=1), tmp_path / "c.pt")

@@ -54,7 +54,7 @@ from danet_music2vec.data.sources import SourceError
 from danet_music2vec.devices import PRECISIONS, autocast, resolve_device
 from danet_music2vec.distributed import World, check_nproc
 from danet_music2vec.dsp import StftConfig, istft
-from danet_music2vec.dynamic_mixing import DynamicMixer, MixedBatches, split_groups
+from danet_music2vec.dynamic_mixing import EXTRA_PREFIX, DynamicMixer, MixedBatches, split_groups
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.losses import LOSS_KINDS, MASK_KINDS, ideal_binary_assignment, mask_loss, si_sdr
@@ -403,17 +403,23 @@ def validate(
 def make_mixers(store: FeatureStore, cfg: DanetTrainConfig) -> tuple[DynamicMixer, DynamicMixer | None]:
     """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out.
 
+    Validation music comes from the labelled training tracks only; the separator-only pool
+    (``data.separation_music_dirs``) always trains. Validation then measures the music the
+    separator is for, and its score means the same with or without the pool, so the best
+    epoch (and a variant) is chosen on the same mixtures either way.
     No validation mixer when ``val_fraction`` is 0 or too few groups exist to hold any out.
     """
-    music_train, music_val = split_groups(store.clips("music")["group"], cfg.val_fraction, cfg.seed)
+    music = store.clips("music")
+    pool = music["clip_id"].str.startswith(EXTRA_PREFIX)
+    music_train, music_val = split_groups(music.loc[~pool, "group"], cfg.val_fraction, cfg.seed)
+    music_train |= set(music.loc[pool, "group"])
     noise_train, noise_val = split_groups(store.clips("noise")["group"], cfg.val_fraction, cfg.seed)
     train = DynamicMixer(store, music_train, noise_train, cfg.noises, cfg.train_snr_db, cfg.max_gain_db,
                          extra_share=cfg.extra_music_share)
     n_val_noise = int(store.clips("noise")["group"].isin(noise_val).sum())
     if not music_val or n_val_noise < cfg.noises:
         return train, None
-    return train, DynamicMixer(store, music_val, noise_val, cfg.noises, cfg.train_snr_db, cfg.max_gain_db,
-                               extra_share=cfg.extra_music_share)
+    return train, DynamicMixer(store, music_val, noise_val, cfg.noises, cfg.train_snr_db, cfg.max_gain_db)
 
 
 @dataclass
