@@ -261,7 +261,8 @@ def test_config_from_params_validates() -> None:
                      ({"val_fraction": 1.0}, "danet.val_fraction"), ({"steps_per_epoch": 0}, "danet.steps_per_epoch"),
                      ({"max_gain_db": 0}, "danet.max_gain_db"), ({"chunks_per_epoch": 5}, "danet.chunks_per_epoch"),
                      ({"precision": "fp16"}, "danet.precision"), ({"nproc": 0}, "danet.nproc"),
-                     ({"loader_workers": -1}, "danet.loader_workers"), ({"lr_schedule": "step"}, "danet.lr_schedule")]:
+                     ({"loader_workers": -1}, "danet.loader_workers"), ({"lr_schedule": "step"}, "danet.lr_schedule"),
+                     ({"train_eq_db": 0}, "danet.train_eq_db")]:
         with pytest.raises(ParamError, match=key):
             DanetTrainConfig.from_params(bad)
     with pytest.raises(ParamError, match="noises"):

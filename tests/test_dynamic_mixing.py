@@ -101,6 +101,24 @@ def test_extra_music_share_sets_how_often_the_separation_pool_is_drawn(tmp_path)
     np.testing.assert_allclose(shared._music_p, [0.8, 0.1, 0.1])
 
 
+def test_random_equalisation_filters_each_excerpt_by_a_smooth_curve_within_the_range(store: FeatureStore) -> None:
+    plain = DynamicMixer(store, {"t0", "t1"}, {"r0", "r1"}, 1, (-5.0, 5.0))
+    equalised = DynamicMixer(store, {"t0", "t1"}, {"r0", "r1"}, 1, (-5.0, 5.0), eq_db=6.0)
+    seeds = list(range(500, 508))
+    music, _ = plain.batch(seeds)
+    eq_music, eq_noise = equalised.batch(seeds)  # the same excerpts (drawn first), then each its own curve
+    audible = music.abs() > 1e-6
+    gain_db = 20 * torch.log10(eq_music.abs().clamp_min(1e-12) / music.abs().clamp_min(1e-12))
+    per_bin = torch.where(audible, gain_db, torch.nan)
+    curve = per_bin.nanmedian(dim=1).values  # (B, F): one gain per bin, the same in every frame
+    assert torch.allclose(torch.where(audible, gain_db - curve.unsqueeze(1), 0.0), torch.zeros(()), atol=1e-3)
+    assert curve.abs().max() <= 6.0 + 1e-4 and curve.std(dim=1).min() > 0.3  # within the range, not flat
+    assert not torch.allclose(curve[0], curve[1])  # every example its own curve
+    assert curve.diff(dim=1).abs().max() < 12.0 / (CFG.n_freq / 5) + 1e-3  # smooth: 6 points over the band
+    snr = _snr(eq_music, eq_noise)  # the SNR is set after the equalisation
+    assert (snr > -5.0 - 1e-3).all() and (snr < 5.0 + 1e-3).all()
+
+
 def test_native_levels_sum_the_recordings_as_they_are(store: FeatureStore) -> None:
     mixer = DynamicMixer(store, {"t0"}, {"r0", "r3"}, 2, None)
     music, noise = mixer.batch(range(300, 316))

@@ -99,6 +99,7 @@ class DanetTrainConfig:
     head_weight: float = 0.5
     train_snr_db: tuple[float, float] | None = (-10.0, 15.0)  # None: the recordings' own levels
     max_gain_db: float = 20.0
+    train_eq_db: float | None = None  # random equalisation of every training excerpt, +-dB (None: off)
     extra_music_share: float | None = None  # share of examples from data.separation_music_dirs (None: by length)
     steps_per_epoch: int = 180
     val_fraction: float = 0.15
@@ -149,6 +150,8 @@ class DanetTrainConfig:
             raise ParamError(f"params.yaml: danet.val_fraction={self.val_fraction!r} must be in [0, 1)")
         if not self.max_gain_db > 0:
             raise ParamError(f"params.yaml: danet.max_gain_db={self.max_gain_db!r} must be a positive number of dB")
+        if self.train_eq_db is not None and not self.train_eq_db > 0:
+            raise ParamError(f"params.yaml: danet.train_eq_db={self.train_eq_db!r} must be a positive number of dB or null")
         if self.extra_music_share is not None and not 0.0 < self.extra_music_share < 1.0:
             raise ParamError(f"params.yaml: danet.extra_music_share={self.extra_music_share!r} must be in (0, 1) or null")
         if self.noises not in (1, 2):
@@ -181,7 +184,7 @@ class DanetTrainConfig:
             if not (isinstance(snr, (list, tuple)) and len(snr) == 2 and float(snr[0]) <= float(snr[1])):
                 raise ParamError(f"params.yaml: danet.train_snr_db={snr!r} must be [lo, hi] in dB with lo <= hi, a number, or null")
             values["train_snr_db"] = (float(snr[0]), float(snr[1]))
-        for key in ("dropout", "lr", "threshold_db", "head_weight", "val_fraction", "max_gain_db", "extra_music_share"):
+        for key in ("dropout", "lr", "threshold_db", "head_weight", "val_fraction", "max_gain_db", "train_eq_db", "extra_music_share"):
             if values.get(key) is not None:
                 try:
                     values[key] = float(values[key])
@@ -415,7 +418,7 @@ def make_mixers(store: FeatureStore, cfg: DanetTrainConfig) -> tuple[DynamicMixe
     music_train |= set(music.loc[pool, "group"])
     noise_train, noise_val = split_groups(store.clips("noise")["group"], cfg.val_fraction, cfg.seed)
     train = DynamicMixer(store, music_train, noise_train, cfg.noises, cfg.train_snr_db, cfg.max_gain_db,
-                         extra_share=cfg.extra_music_share)
+                         extra_share=cfg.extra_music_share, eq_db=cfg.train_eq_db)
     n_val_noise = int(store.clips("noise")["group"].isin(noise_val).sum())
     if not music_val or n_val_noise < cfg.noises:
         return train, None

@@ -12,6 +12,12 @@ silence between two barks) is never blown up by 40 dB, whatever the recordings' 
 excerpt more than ``silence_db`` below its clip's mean power (a pause, digital silence) is
 redrawn a few times before it is accepted as it is.
 
+Random equalisation (``eq_db``, training only): every music and noise excerpt is filtered by
+its own smooth random gain curve over frequency (``_EQ_POINTS`` gains drawn uniformly in
+``+-eq_db`` dB, interpolated across the bins), before the SNR is set. A handful of training
+tracks and noise recordings then stand for many more timbres (other instruments, mixes and
+microphones), which is what the held-out validation tracks ask for.
+
 Clips are drawn with probability proportional to their length, so every second of
 training audio is equally likely; with ``extra_share`` the music clips whose ``clip_id``
 starts with ``separation/`` (``data.separation_music_dirs``) make up that share of the
@@ -37,6 +43,8 @@ _POWER_FLOOR = 1e-12
 EXTRA_PREFIX = "separation/"  # clip ids of the separator-only music (data.separation_music_dirs)
 # Redraws of a silent excerpt before it is used anyway (a clip that is silent throughout).
 _SILENCE_RETRIES = 8
+# Control points of a random equalisation curve, spread evenly from 0 Hz to Nyquist.
+_EQ_POINTS = 6
 
 
 def split_groups(groups: Iterable[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:
@@ -61,6 +69,7 @@ class DynamicMixer:
         max_gain_db: float = 20.0,
         silence_db: float = 30.0,
         extra_share: float | None = None,
+        eq_db: float | None = None,
     ) -> None:
         self.store = store
         self.chunk = store.config.chunk_frames
@@ -74,6 +83,7 @@ class DynamicMixer:
                 "add noise clips or lower `noises`"
             )
         self.noises, self.snr_db, self.max_gain_db, self.silence_db = noises, snr_db, max_gain_db, silence_db
+        self.eq_db = eq_db
         self._music_p = self._weights(self.music, extra_share)
         self._noise_p = self._weights(self.noise)
 
@@ -111,6 +121,8 @@ class DynamicMixer:
         picks = rng.choice(len(self.noise), size=self.noises, replace=False, p=self._noise_p)
         noise_clips = [self.noise.iloc[int(i)] for i in picks]
         parts = [self._excerpt("noise", clip, rng) for clip in noise_clips]
+        if self.eq_db is not None:
+            music, parts = self._equalise(music, rng), [self._equalise(p, rng) for p in parts]
         if self.snr_db is None:  # native levels: the recordings summed as they are (the original work)
             return music, sum(parts[1:], parts[0])
         snr = rng.uniform(*self.snr_db)
@@ -124,6 +136,13 @@ class DynamicMixer:
             level = math.sqrt(float(music_clip["power"]) / max(float(clip["power"]), _POWER_FLOOR))  # clips at equal power
             noise = noise + min(max(u * scale, level / bound), level * bound) * p
         return music, noise
+
+    def _equalise(self, chunk: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """``chunk (T, F)`` times a smooth random gain curve over its F bins (``+-eq_db`` dB)."""
+        gains_db = rng.uniform(-self.eq_db, self.eq_db, size=_EQ_POINTS)
+        bins = chunk.shape[1]
+        curve = np.interp(np.arange(bins), np.linspace(0, bins - 1, _EQ_POINTS), gains_db)
+        return chunk * torch.from_numpy(10.0 ** (curve / 20.0)).to(chunk.real.dtype)
 
     def batch(self, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """One example per seed, stacked: ``(music, noise)`` complex ``(B, T, F)``.
