@@ -61,6 +61,8 @@ LINEAR = {"danet.loss": "linear_mse"}
 VARIANTS: dict[str, Variant] = {
     "default": Variant("params.yaml as the experiment ran it (the section's recipe)", reference=None),
     "mask-baseline": Variant("plain mask-inference network: same BLSTM, loss and steps, no embeddings", {"danet.objective": "mask"}),
+    "mask-baseline-same-time": Variant("plain mask-inference network trained as long as the default: 2x the epochs (its steps take "
+                                       "half the time: no embedding layer)", {"danet.objective": "mask", "danet.epochs": 30}),
     "kmeans-inference": Variant("the default's models, masks from track-level k-means attractors (the paper's inference)",
                                 {"separate.masks": "attractors"}),
     "attractor-only": Variant("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
