@@ -63,6 +63,8 @@ VARIANTS: dict[str, Variant] = {
     "mask-baseline": Variant("plain mask-inference network: same BLSTM, loss and steps, no embeddings", {"danet.objective": "mask"}),
     "mask-baseline-same-time": Variant("plain mask-inference network trained as long as the default: 2x the epochs (its steps take "
                                        "half the time: no embedding layer)", {"danet.objective": "mask", "danet.epochs": 30}),
+    "random-eq": Variant("+ random equalisation of every training excerpt, +-6 dB (chosen over 12 dB on the validation tracks)",
+                         {"danet.train_eq_db": 6}),
     "kmeans-inference": Variant("the default's models, masks from track-level k-means attractors (the paper's inference)",
                                 {"separate.masks": "attractors"}),
     "attractor-only": Variant("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
