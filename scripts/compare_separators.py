@@ -65,6 +65,8 @@ VARIANTS: dict[str, Variant] = {
                                        "half the time: no embedding layer)", {"danet.objective": "mask", "danet.epochs": 30}),
     "random-eq": Variant("+ random equalisation of every training excerpt, +-6 dB (chosen over 12 dB on the validation tracks)",
                          {"danet.train_eq_db": 6}),
+    "extra-music-half": Variant("+ the 95.5 min extra-music pool in training, half of the examples (the other half: the labelled "
+                                "training tracks)", {"data.separation_music_dirs": ["data/extra-music"], "danet.extra_music_share": 0.5}),
     "kmeans-inference": Variant("the default's models, masks from track-level k-means attractors (the paper's inference)",
                                 {"separate.masks": "attractors"}),
     "attractor-only": Variant("the paper's DANet objective alone (last 3 epochs k-means), k-means at inference",
