@@ -58,6 +58,8 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
      {"music2vec.augment_noise_prob": 0.5}),
     ("mask-floor", "+ music mask floored at 0.1 (fewer artifacts, more residual noise)", {"separate.mask_floor": 0.1}),
     ("epochs-30", "+ DANet trained 30 epochs instead of 15", {"danet.epochs": 30}),
+    ("plain-mask", "+ the plain mask network instead of DANet + head, 30 epochs (the same training time)",
+     {"danet.objective": "mask", "danet.epochs": 30}),
 ]  # fmt: skip
 SNRS = [-5.0, 0.0]  # input SNRs of the ablation (the targets' two)
 NOISES = (1, 2)
