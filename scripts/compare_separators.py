@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from ablation import set_args  # noqa: E402  (the same `-S key=value` arguments as the ablation's)
 from danet_music2vec.atomic import atomic_path  # noqa: E402
 from danet_music2vec.metrics import paired_difference  # noqa: E402
+from danet_music2vec.params import lookup  # noqa: E402
 
 @dataclass(frozen=True)
 class Variant:
@@ -118,9 +119,15 @@ class Experiment:
 
 
 CODE_PATHS = ("src", "stages", "dvc.yaml")
+GitRunner = Callable[..., subprocess.CompletedProcess]
 
 
-def _code_key(git: Callable[..., subprocess.CompletedProcess], tree: str) -> str:
+def _git_runner(repo: Path, env: dict[str, str] | None = None) -> GitRunner:
+    """``git(*args)`` in ``repo`` (bytes output captured; ``env``: e.g. a separate index file)."""
+    return lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True, env=env)
+
+
+def _code_key(git: GitRunner, tree: str) -> str:
     """Short hash of the code paths in ``tree`` (a commit or tree id): equal for equal code."""
     objects = [git("rev-parse", "--verify", "-q", f"{tree}:{path}").stdout.strip() for path in CODE_PATHS]
     return hashlib.sha256(b" ".join(objects)).hexdigest()[:7]
@@ -130,7 +137,7 @@ def workspace_code(repo: Path = REPO) -> str:
     """:func:`_code_key` of the working tree, uncommitted changes included (as ``dvc exp run`` saves them)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = os.environ | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        git = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True, env=env)  # noqa: E731
+        git = _git_runner(repo, env)
         git("read-tree", "HEAD")
         git("add", "-A", "--", *[path for path in CODE_PATHS if (repo / path).exists()])
         return _code_key(git, git("write-tree").stdout.decode().strip())
@@ -143,7 +150,7 @@ def experiment_files(names: list[str], repo: Path = REPO) -> dict[tuple[str, str
     an experiment whose stages were all restored from DVC's cache (e.g. the default with
     the committed seed) ran no stage, so it logged nothing, but its commit holds its outputs.
     """
-    git = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True)  # noqa: E731
+    git = _git_runner(repo)
     listing = git("for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps").stdout.decode().split()
     wanted = set(names)
     found: dict[tuple[str, str], Experiment] = {}
@@ -179,10 +186,11 @@ RECIPE_KEYS = ("danet.objective", "danet.loss", "danet.hidden", "danet.layers", 
 def _recipe(params: dict[str, Any]) -> str:
     values = []
     for dotted in RECIPE_KEYS:
-        node: Any = params
-        for part in dotted.split("."):
-            node = node.get(part, "-") if isinstance(node, dict) else "-"
-        values.append(f"`{dotted.split('.', 1)[1]}: {node}`")
+        try:
+            value = lookup(params, dotted)
+        except KeyError:  # a key that code version did not have yet
+            value = "-"
+        values.append(f"`{dotted.split('.', 1)[1]}: {value}`")
     return ", ".join(values)
 
 
