@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -34,9 +35,10 @@ def test_every_variant_overrides_existing_params_with_other_values():
             assert node != value, f"{name}: {dotted} equals the default"
 
 
-def _save(repo, name: str, nsdr: np.ndarray, baseline: str = "ab/cdef") -> None:
+def _save(repo, name: str, nsdr: np.ndarray, baseline: str = "ab/cdef", noise: list[str] | None = None) -> None:
     """A commit holding an experiment's outputs under refs/exps/, as `dvc exp run` saves one."""
     table = pd.DataFrame({"mixture_id": [f"test-{i:05d}" for i in range(len(nsdr))] * 3,
+                          "noise": (noise or ["n"] * len(nsdr)) * 3,
                           "system": ["danet"] * len(nsdr) + ["oracle_irm"] * len(nsdr) + ["baseline"] * len(nsdr),
                           "nsdr_music": np.concatenate([nsdr, nsdr + 10.0, nsdr * 0.0 - 1.0]),
                           "length": 96000, "silent": False})  # fmt: skip
@@ -86,3 +88,36 @@ def test_experiments_on_other_code_are_not_paired(tmp_path):
     assert new.startswith(compare.workspace_code(tmp_path)) and old.startswith(old_code)
     assert "mask-baseline" not in new.split("Not run on this code:")[0]  # not paired with the new default
     assert re.search(r"vs default: -1\.00 \[-1\.00, -1\.00\] worse", old)  # paired with the default of its own code
+
+
+def _mixtures(repo, n: int, per_clip: int) -> None:
+    """The mix stage's output for ``n`` test mixtures, ``per_clip`` cut from each music clip (and one train row)."""
+    (repo / "data").mkdir(exist_ok=True)
+    ids = [f"test-{i:05d}" for i in range(n)]
+    pd.DataFrame({"mixture_id": ids + ["train-00000"], "split": ["test"] * n + ["train"],
+                  "music_clip": [f"music/rock/clip{i // per_clip}" for i in range(n)] + ["music/rock/other"],
+                  "noise_clips": [[f"noise/n{i}"] for i in range(n + 1)]}).to_parquet(repo / "data" / "mixtures.parquet")  # fmt: skip
+
+
+def test_the_paired_interval_resamples_music_clips_when_the_mixtures_are_known(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    rng = np.random.default_rng(2)
+    hard = rng.normal(3.0, 3.0, size=40)
+    per_clip_gain = np.repeat(rng.normal(0.5, 1.0, size=8), 5)  # the variant suits some clips and not others
+    _save(tmp_path, compare.exp_name("default", 0), hard, noise=[f"n{i}" for i in range(40)])
+    _save(tmp_path, compare.exp_name("mask-baseline", 0), hard + per_clip_gain, noise=[f"n{i}" for i in range(40)])
+
+    def interval(text: str) -> float:
+        line = next(line for line in text.splitlines() if line.startswith("| mask-baseline |"))
+        low, high = (float(x) for x in re.search(r"\[([-+]\d\.\d\d), ([-+]\d\.\d\d)\]", line).groups())
+        return high - low
+
+    by_mixture = compare.report(n_boot=1000, repo=tmp_path)
+    _mixtures(tmp_path, 40, per_clip=5)
+    by_clip = compare.report(n_boot=1000, repo=tmp_path)
+    assert "resamples mixtures" in by_mixture and "resamples the test music clips" in by_clip
+    assert interval(by_clip) > 1.5 * interval(by_mixture)  # 8 independent clips, not 40 mixtures
+
+    _mixtures(tmp_path, 30, per_clip=5)  # the workspace holds other mixtures than the experiments scored
+    with pytest.raises(ValueError, match="dvc checkout data/mixtures.parquet"):
+        compare.report(n_boot=100, repo=tmp_path)

@@ -279,6 +279,22 @@ def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_scores_hid
     assert weighted == pytest.approx((3 * 1 + 1 * 3) / 4)
 
 
+def test_paired_difference_by_group_widens_the_interval_when_items_of_a_group_move_together() -> None:
+    rng = np.random.default_rng(0)
+    clips = np.repeat(np.arange(9), 5)  # 9 clips, 5 mixtures cut from each
+    # The gain depends on the clip (some clips suit the variant, some do not), hardly on the mixture.
+    gain = (rng.normal(0.4, 0.6, size=9))[clips] + rng.normal(0.0, 0.05, size=45)
+    base = rng.normal(3.0, 3.0, size=45)
+    diff, lo, hi = paired_difference(base + gain, base, n=4000, seed=1)
+    diff_g, lo_g, hi_g = paired_difference(base + gain, base, n=4000, seed=1, groups=clips)
+    assert diff_g == diff  # the point estimate does not depend on how the interval resamples
+    assert hi_g - lo_g > 1.8 * (hi - lo)  # 9 independent units, not 45
+    # One group per item is the item bootstrap: the same resamples, the same interval.
+    assert paired_difference(base + gain, base, n=500, seed=3, groups=[f"m{i:02d}" for i in range(45)]) == pytest.approx(
+        paired_difference(base + gain, base, n=500, seed=3)
+    )
+
+
 def test_paired_difference_validates_inputs() -> None:
     with pytest.raises(ValueError, match="equal"):
         paired_difference([1.0, 2.0], [1.0])
@@ -286,3 +302,5 @@ def test_paired_difference_validates_inputs() -> None:
         paired_difference([1.0, float("nan")], [1.0, 2.0])
     with pytest.raises(ValueError, match="alpha"):
         paired_difference([1.0], [1.0], alpha=1.5)
+    with pytest.raises(ValueError, match="one group per item"):
+        paired_difference([1.0, 2.0], [1.0, 2.0], groups=["a"])

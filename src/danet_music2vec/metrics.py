@@ -228,6 +228,7 @@ def paired_difference(
     n: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    groups: Sequence[Any] | None = None,
 ) -> tuple[float, float, float]:
     """``(difference, low, high)``: the weighted mean of ``a - b`` over paired items and its bootstrap interval.
 
@@ -236,6 +237,10 @@ def paired_difference(
     replacement ``n`` times; the interval is the ``alpha/2`` .. ``1 - alpha/2`` percentiles.
     Pairing removes what the items share (an easy mixture is easy for both systems), so a
     real difference shows with far fewer items than two unpaired intervals would need.
+
+    ``groups`` (one label per item, e.g. the music clip of each mixture) resamples whole
+    groups instead of items (a cluster bootstrap): mixtures cut from the same clip are not
+    independent, and resampling them one by one would give too narrow an interval.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     w = np.ones_like(a) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -245,9 +250,15 @@ def paired_difference(
         raise ValueError("paired_difference needs finite scores and positive weights")
     if n < 1 or not 0.0 < alpha < 1.0:
         raise ValueError(f"bootstrap n must be >= 1 and alpha in (0, 1); got n={n}, alpha={alpha}")
+    if groups is not None and len(groups) != a.size:
+        raise ValueError(f"paired_difference needs one group per item; got {len(groups)} groups for {a.size} items")
     diff = a - b
-    idx = np.random.RandomState(seed).randint(0, diff.size, size=(n, diff.size))
-    stats = (diff[idx] * w[idx]).sum(1) / w[idx].sum(1)
+    # Per group: the sum of weighted differences and of weights; a resample adds up its groups' sums.
+    codes = np.arange(diff.size) if groups is None else np.unique(np.asarray(list(groups)), return_inverse=True)[1]
+    weighted_sum = np.bincount(codes, weights=diff * w)
+    weight_sum = np.bincount(codes, weights=w)
+    idx = np.random.RandomState(seed).randint(0, weight_sum.size, size=(n, weight_sum.size))
+    stats = weighted_sum[idx].sum(1) / weight_sum[idx].sum(1)
     lo, hi = np.percentile(stats, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
     return float(np.sum(diff * w) / np.sum(w)), float(lo), float(hi)
 
