@@ -52,6 +52,22 @@ def test_stages_share_one_parent_per_pipeline_execution(store, monkeypatch):
     assert (store / "mlflow.db").is_file()
 
 
+def test_deleting_a_pipeline_key_leaves_a_clean_record_for_its_rerun(store, monkeypatch):
+    with tracking.stage_run("score", {"noises": 1}) as run:
+        run.log_parent_metrics({"separation.gnsdr": 4.5})
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-two")
+    with tracking.stage_run("score", {"noises": 2}) as run:
+        run.log_parent_metrics({"separation.gnsdr": 2.0})
+    assert tracking.delete_pipeline_runs(["exp-one"], store) == 2  # the parent and its stage run
+    assert set(tracking.pipeline_metrics(["exp-one", "exp-two"], store)) == {"exp-two"}
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-one")
+    with tracking.stage_run("score", {"noises": 1, "new": True}):
+        pass  # the rerun logs nothing for the score yet: the old 4.5 must not show through
+    assert tracking.pipeline_metrics(["exp-one"], store)["exp-one"] == {}
+    (parent,) = [r for r in runs(store) if r.data.tags.get(tracking.KEY_TAG) == "exp-one" and r.info.run_name == "exp-one"]
+    assert parent.data.params["new"] == "True"
+
+
 def test_failed_stage_is_marked_failed(store):
     with pytest.raises(RuntimeError):
         with tracking.stage_run("split", {"noises": 1}):

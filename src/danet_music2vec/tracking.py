@@ -334,6 +334,29 @@ def pipeline_metrics(
     return found
 
 
+def delete_pipeline_runs(keys: list[str], root: Path | None = None) -> int:
+    """Mark every run of pipeline ``keys`` (parents and their stage runs) deleted; returns how many.
+
+    A pipeline key names one parent run, which a rerun under that name reuses: its params
+    are immutable and the metrics of stages the rerun restores from DVC's cache would stay
+    those of the old run. A rerun with other params (e.g. an ablation row after the
+    defaults changed) starts from a clean record instead. Deleted runs stay in the store's
+    trash (``mlflow gc`` purges them).
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(root or repo_root()))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return 0
+    deleted = 0
+    for key in keys:
+        for run in client.search_runs([experiment.experiment_id], filter_string=f"tags.{KEY_TAG} = '{key}'"):
+            client.delete_run(run.info.run_id)
+            deleted += 1
+    return deleted
+
+
 COPIED_FROM_TAG = "copied_from_run_id"
 
 
