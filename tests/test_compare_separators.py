@@ -126,3 +126,19 @@ def test_the_paired_interval_resamples_music_clips_when_the_mixtures_are_known(t
     _mixtures(tmp_path, 30, per_clip=5)  # the workspace holds other mixtures than the experiments scored
     with pytest.raises(ValueError, match="dvc checkout data/mixtures.parquet"):
         compare.report(n_boot=100, repo=tmp_path)
+
+
+def test_two_noise_experiments_get_their_own_section_and_keep_the_clip_bootstrap(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    rng = np.random.default_rng(3)
+    hard = rng.normal(3.0, 3.0, size=40)
+    assert compare.exp_name("default", 1, noises=2) == "sep-default-n2-s1" and compare.exp_name("default", 1) == "sep-default-s1"
+    _save(tmp_path, compare.exp_name("default", 0), hard, noise=[f"n{i}" for i in range(40)])
+    two = [f"n{i}+n{i + 1}" for i in range(40)]  # the same mixture ids, two noises each
+    _save(tmp_path, compare.exp_name("default", 0, noises=2), hard - 1.0, noise=two)
+    _save(tmp_path, compare.exp_name("mask-baseline", 0, noises=2), hard - 1.5, noise=two)
+    _mixtures(tmp_path, 40, per_clip=5)  # the workspace has the 1-noise mixtures
+    one_noise, two_noises = compare.report(n_boot=200, repo=tmp_path).split("## Code ")[1:]
+    assert ", 1 noise (" in one_noise and "mask-baseline" not in one_noise.split("Not run on this code:")[0]
+    assert ", 2 noises (" in two_noises and "2 noises per mixture" in two_noises
+    assert re.search(r"vs default: -0\.50 \[-0\.50, -0\.50\] worse", two_noises)
