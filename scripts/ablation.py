@@ -53,13 +53,16 @@ FIXES: list[tuple[str, str, dict[str, Any]]] = [
     ("clf-bandlimit", "classifier trained with gain and 4 kHz band-limit augmentation",
      {"music2vec.augment_gain_db": None, "music2vec.augment_lowpass_hz": []}),
 ]  # fmt: skip
-# Levers measured on top of the defaults and not adopted: (name, what, overrides).
+# Levers measured beside the defaults and not adopted: (name, what, overrides). The levers measured while
+# DANet + head was the default carry it explicitly, so their records keep meaning what was run.
+DANET_HEAD = {"danet.objective": "chimera", "danet.epochs": 15}
 VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
-    ("clf-noise", "+ classifier trained with residual-noise augmentation (p 0.5, -5..20 dB)",
-     {"music2vec.augment_noise_prob": 0.5}),
-    ("mask-floor", "+ music mask floored at 0.1 (fewer artifacts, more residual noise)", {"separate.mask_floor": 0.1}),
-    ("danet-head", "+ DANet with a mask-inference head (Chimera++) instead of the mask network, 15 epochs (the same "
-     "training time; the default before)", {"danet.objective": "chimera", "danet.epochs": 15}),
+    ("danet-head", "DANet with a mask-inference head (Chimera++) instead of the mask network, 15 epochs (the same "
+     "training time; the default before)", DANET_HEAD),
+    ("clf-noise", "DANet + head, classifier trained with residual-noise augmentation (p 0.5, -5..20 dB)",
+     DANET_HEAD | {"music2vec.augment_noise_prob": 0.5}),
+    ("mask-floor", "DANet + head, music mask floored at 0.1 (fewer artifacts, more residual noise)",
+     DANET_HEAD | {"separate.mask_floor": 0.1}),
 ]  # fmt: skip
 SNRS = [-5.0, 0.0]  # input SNRs of the ablation (the targets' two)
 NOISES = (1, 2)
@@ -157,13 +160,14 @@ def target_lines(found: dict[str, float], snr: float, noises: int) -> str:
     if None in (clean, mix, sep, gnsdr, oracle, gate):
         return f"| {noises} | {snr:g} dB | not recorded |||||\n"
     ratio = sep / clean if clean else float("nan")
-    closed = (sep - mix) / (clean - mix) if clean > mix else None
-    f1_ok = ratio >= 0.95 and (sep - mix >= 0.75 * (clean - mix))
-    closed_text = "no gap (mixture >= clean)" if closed is None else f"{100 * closed:.0f}%"
+    # Separated music classified at least as well as the mixture, and within 5% of clean where the mixture is below it.
+    f1_ok = sep >= mix and (mix >= clean or ratio >= 0.95)
+    share = gnsdr / oracle
+    gnsdr_verdict = "not met" if share < 0.5 or gnsdr <= gate else "met (stretch too)" if share >= 0.8 else "met"
     return (
-        f"| {noises} | {snr:g} dB | {clean:.2f} / {mix:.2f} / {sep:.2f} [{_fmt(lo)}, {_fmt(hi)}] | {ratio:.2f} | "
-        f"{closed_text} | {'met' if f1_ok else 'not met'} | {gnsdr:.2f} / {oracle:.2f} = {gnsdr / oracle:.2f} | "
-        f"{gate:.2f} | {'met' if gnsdr >= 0.8 * oracle and gnsdr > gate else 'not met'} |\n"
+        f"| {noises} | {snr:g} dB | {clean:.2f} / {mix:.2f} / {sep:.2f} [{_fmt(lo)}, {_fmt(hi)}] | {sep - mix:+.2f} | "
+        f"{ratio:.2f} | {'met' if f1_ok else 'not met'} | {gnsdr:.2f} / {oracle:.2f} = {share:.2f} | "
+        f"{gate:.2f} | {gnsdr_verdict} |\n"
     )
 
 
@@ -185,8 +189,9 @@ def report(out: Path) -> None:
         "so all rows are scored on identical mixtures. Weighted F1 intervals are bootstrap 95% intervals over those "
         "mixtures.\n\n",
         "## Targets (last row = current defaults)\n\n",
-        "| noises | input SNR | F1 clean / mixture / separated [95% CI] | sep / clean (>= 0.95) | gap closed (>= 75%) "
-        "| F1 target | GNSDR DANet / oracle IRM (>= 0.8) | GNSDR spectral gate | GNSDR target |\n"
+        "| noises | input SNR | F1 clean / mixture / separated [95% CI] | sep - mix (>= 0) | sep / clean (>= 0.95 where "
+        "mix < clean) | F1 target | GNSDR separator / oracle IRM (>= 0.5, stretch 0.8) | GNSDR spectral gate "
+        "| GNSDR target |\n"
         "|---|---|---|---|---|---|---|---|---|\n",
     ]
     for n in NOISES:
@@ -194,7 +199,7 @@ def report(out: Path) -> None:
             text.append(target_lines(metrics.get(exp_name(final, n), {}), snr, n))
     text.append(
         "\n## One fix at a time\n\nRow 0 is the original work's recipe; each row adds one fix to the row above. "
-        "Rows 1-6 change the separation, row 7 the classifier: the `F1 mix` column shows what a more robust "
+        f"Rows 1-{final - 1} change the separation, row {final} the classifier: the `F1 mix` column shows what a more robust "
         "classifier gains without any separation, `F1 sep - mix` what separation adds on top of that classifier.\n\n"
     )
     for r, (name, description, overrides) in enumerate(rows()):
@@ -209,8 +214,10 @@ def report(out: Path) -> None:
         plot_ablation({f"{snr:g} dB": tables[snr] for snr in SNRS}, f"{n} noise(s)", path)
         text.append(f"\n![ablation, {n} noise(s)](results/{path.name})\n")
     text.append(
-        "\n## Levers measured on top of the defaults, not adopted\n\nEach variant is the last row plus one change; "
-        "row 0 of each table is that variant.\n"
+        "\n## Levers measured beside the defaults, not adopted\n\nEach variant is the last row with the changes its "
+        "description names; row 0 of each table is the first variant. `danet-head` puts DANet + head back in place "
+        "of the mask network; the other levers were measured while DANet + head was the default, so they compare "
+        "with `danet-head`.\n"
     )
     for n in NOISES:
         for snr in sorted(SNRS, reverse=True):
