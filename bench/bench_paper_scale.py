@@ -37,7 +37,7 @@ from danet_music2vec.features import FeatureStore  # noqa: E402
 from danet_music2vec.params import load_params  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
-PAPER_DANET = {"hidden": 300, "layers": 4, "epochs": 20, "kmeans_epochs": 5, "batch_size": 32}
+PAPER_DANET = {"objective": "attractor", "hidden": 300, "layers": 4, "epochs": 20, "kmeans_epochs": 5, "batch_size": 32}
 TRAIN_CLIPS, TEST_CLIPS, CLIP_SECONDS = 950, 50, 30.0
 STEPS = 8  # training batches measured (of 32 chunks)
 
