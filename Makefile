@@ -25,12 +25,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/run_all.py
 
-# The ablation experiments (dvc exp run, one per row and noise count; about 1.5 h on 2 cores), then the report.
+# The ablation experiments (dvc exp run, one per row and noise count; 8-10 min each on 2 cores), then the report.
 ablation: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/ablation.py run
 
-# docs/RESULTS.md from the experiments recorded in MLflow (runs nothing).
+# docs/SEPARATORS.md from the saved separator experiments, then docs/RESULTS.md from the ablation's MLflow
+# records with SEPARATORS.md appended (runs nothing).
 results: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/compare_separators.py report
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python scripts/ablation.py report
 
 # The Kubeflow pipeline of dvc.yaml's stages (README, Scale); IMAGE is what its steps run.

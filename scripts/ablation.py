@@ -238,9 +238,19 @@ def report(out: Path) -> None:
         source = REPO / "plots" / name
         if source.is_file():
             text.append(_markdown(pd.read_csv(source)) + "\n")
+    text.append(_separators_section(out.parent / "SEPARATORS.md"))
     with atomic_path(out) as tmp:
         tmp.write_text("".join(text))
     print(f"wrote {out} ({len(metrics)} of {len(names)} experiments recorded)")
+
+
+def _separators_section(path: Path) -> str:
+    """The separator comparison (seeds, paired intervals) that ``compare_separators.py report`` wrote, one level down."""
+    if not path.is_file():
+        return "\n## Separators: seeds and paired intervals\n\nNot generated yet: `python scripts/compare_separators.py report`.\n"
+    body = path.read_text().split("\n", 1)[1].lstrip("\n")  # without its own title
+    body = "".join("#" + line if line.startswith("## ") else line for line in body.splitlines(keepends=True))
+    return f"\n## Separators: seeds and paired intervals (from docs/SEPARATORS.md)\n\n{body}"
 
 
 def main() -> None:

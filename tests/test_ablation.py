@@ -84,7 +84,11 @@ def test_report_is_built_from_the_runs_recorded_in_mlflow(tmp_path, monkeypatch)
             run.log_metrics({"snr_0.classification.separated.f1_ci_low": f1 - 0.2, "snr_0.classification.separated.f1_ci_high": 1.0})
     out = tmp_path / "docs" / "RESULTS.md"
     ablation.report(out)
+    assert "Not generated yet: `python scripts/compare_separators.py report`" in out.read_text()
+    (tmp_path / "docs" / "SEPARATORS.md").write_text("# Separators compared\n\nIntro.\n\n## Code abc, 1 noise\n\n| default |\n")
+    ablation.report(out)
     text = out.read_text()
+    assert text.endswith("## Separators: seeds and paired intervals (from docs/SEPARATORS.md)\n\nIntro.\n\n### Code abc, 1 noise\n\n| default |\n")
     total = 2 * (len(ablation.rows()) + len(ablation.VARIANTS))
     assert f"2 of {total} experiments recorded" in text
     original_row = next(line for line in text.splitlines() if line.startswith("| 0 | as the original work"))
