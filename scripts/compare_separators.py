@@ -40,8 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from ablation import set_args  # noqa: E402  (the same `-S key=value` arguments as the ablation's)
+from ablation import DANET_HEAD, set_args  # noqa: E402  (the ablation's DANet + head recipe and `-S key=value` arguments)
 from danet_music2vec.atomic import atomic_path  # noqa: E402
+from danet_music2vec.evaluation import noise_names  # noqa: E402
 from danet_music2vec.metrics import paired_difference  # noqa: E402
 from danet_music2vec.params import lookup  # noqa: E402
 
@@ -63,7 +64,6 @@ class Variant:
     adopted: bool = False
 
 
-DANET_HEAD = {"danet.objective": "chimera", "danet.epochs": 15}
 LINEAR = DANET_HEAD | {"danet.loss": "linear_mse"}
 VARIANTS: dict[str, Variant] = {
     "default": Variant("params.yaml as the experiment ran it (the section's recipe)", reference=None),
@@ -210,7 +210,7 @@ def _recipe(params: dict[str, Any]) -> str:
     return ", ".join(values)
 
 
-def test_mixtures(repo: Path = REPO) -> pd.DataFrame | None:
+def workspace_mixtures(repo: Path = REPO) -> pd.DataFrame | None:
     """The workspace's test mixtures (index ``mixture_id``; ``music_clip``, ``noise``), or None before the mix stage ran.
 
     ``noise`` is written as the score stage writes it (noise clip names joined by ``+``),
@@ -221,8 +221,7 @@ def test_mixtures(repo: Path = REPO) -> pd.DataFrame | None:
         return None
     mixtures = pd.read_parquet(path, columns=["mixture_id", "split", "music_clip", "noise_clips"])
     mixtures = mixtures[mixtures["split"] == "test"].set_index("mixture_id")
-    noise = mixtures["noise_clips"].map(lambda clips: "+".join(str(c).rsplit("/", 1)[-1] for c in clips))
-    return pd.DataFrame({"music_clip": mixtures["music_clip"], "noise": noise})
+    return pd.DataFrame({"music_clip": mixtures["music_clip"], "noise": mixtures["noise_clips"].map(noise_names)})
 
 
 def clip_of_mixture(table: pd.DataFrame, mixtures: pd.DataFrame) -> pd.Series:
@@ -233,9 +232,9 @@ def clip_of_mixture(table: pd.DataFrame, mixtures: pd.DataFrame) -> pd.Series:
     is the workspace's, the noises themselves must match (a changed ``mix.seed`` shows there).
     """
     scored = table.drop_duplicates("mixture_id").set_index("mixture_id")["noise"]
-    known = scored.index.isin(mixtures.index)
-    same_count = known & (scored.str.count(r"\+").to_numpy() == mixtures["noise"].str.count(r"\+").reindex(scored.index).to_numpy())
-    if not known.all() or not (mixtures.loc[scored.index[same_count], "noise"] == scored[same_count]).all():
+    workspace = mixtures["noise"].reindex(scored.index)  # NaN: an id the workspace does not have
+    comparable = workspace.notna() & (scored.str.count(r"\+") == workspace.str.count(r"\+"))
+    if workspace.isna().any() or (scored[comparable] != workspace[comparable]).any():
         raise ValueError(
             "the experiments scored other test mixtures than data/mixtures.parquet holds (mixture ids or noises "
             "differ); run `dvc checkout data/mixtures.parquet` (or `dvc repro mix`) with the experiments' mix params."
@@ -252,7 +251,7 @@ def report(n_boot: int = 2000, repo: Path = REPO) -> str:
     names = {n: {v: [exp_name(v, s, n) for s in range(10)] for v in VARIANTS} for n in NOISES}
     found = experiment_files([name for by_variant in names.values() for group in by_variant.values() for name in group], repo)
     codes = list(dict.fromkeys(code for code, _ in found))  # newest first
-    mixtures = test_mixtures(repo)
+    mixtures = workspace_mixtures(repo)
     sections = [_code_section({name: exp for (c, name), exp in found.items() if c == code}, names[n], n_boot, mixtures, n)
                 for code in codes for n in NOISES]  # fmt: skip
     sections = [s for s in sections if s]

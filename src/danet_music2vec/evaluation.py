@@ -109,8 +109,13 @@ def score_systems(
 
 
 def _row(mixture: Any, system: str, result: SeparationResult, **extra: Any) -> dict[str, Any]:
-    noise = "+".join(_category(c) for c in mixture.noise_clips)
-    return {"mixture_id": mixture.mixture_id, "system": system, "noise": noise, "snr_db": mixture.snr_db} | extra | result.to_dict()
+    return {"mixture_id": mixture.mixture_id, "system": system, "noise": noise_names(mixture.noise_clips),
+            "snr_db": mixture.snr_db} | extra | result.to_dict()  # fmt: skip
+
+
+def noise_names(noise_clips: Iterable[str]) -> str:
+    """A mixture's noises as ``plots/separation.csv`` names them: the clip names joined by ``+``."""
+    return "+".join(_category(c) for c in noise_clips)
 
 
 def _fit(estimate: np.ndarray, length: int) -> np.ndarray:
