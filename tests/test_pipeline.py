@@ -25,13 +25,24 @@ TINY = {
 }
 
 
-def sh(cmd: list[str], cwd: Path) -> str:
+def sh(cmd: list[str], cwd: Path, log: Path | None = None) -> str:
+    """Run ``cmd`` and return its output; with ``log``, the output goes to that file instead of a pipe.
+
+    ``dvc queue start`` forks a daemon that can keep the caller's stdout open, so reading
+    a pipe to its end would wait for the whole queue (or for ever); a file does not.
+    """
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     env.pop("DVC_ROOT", None)
     env.pop("DVC_EXP_NAME", None)
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
+    if log is None:
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        output = done.stdout + done.stderr
+    else:
+        with log.open("w") as out:
+            done = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        output = log.read_text()
+    assert done.returncode == 0, f"{cmd} failed:\n{output}"
+    return output
 
 
 def ran(output: str) -> set[str]:
@@ -98,7 +109,7 @@ def test_data_stages_cache_and_rerun_only_what_noises_touches(repo):
     # A queued experiment runs in a temporary copy under .dvc/tmp/exps and must still
     # log to this repository's store (DVC_ROOT), under its experiment name.
     sh(["dvc", "exp", "run", "--queue", "-S", "mix.seed=7", "-n", "queued-seed7", "mix"], repo)
-    sh(["dvc", "queue", "start", "-j", "1"], repo)
+    sh(["dvc", "queue", "start", "-j", "1"], repo, log=repo.parent / "queue-start.log")
     for _ in range(60):
         status = sh(["dvc", "queue", "status"], repo)
         if "queued-seed7" in status and not any(w in status for w in ("Running", "Queued")):
@@ -140,7 +151,7 @@ def test_queued_experiments_run_their_own_commit_and_log_at_once_to_the_server(r
     mixing = repo / "src" / "danet_music2vec" / "data" / "mixing.py"
     committed = mixing.read_text()
     mixing.write_text(committed + '\nraise RuntimeError("the workspace code ran, not the experiment commit")\n')
-    sh(["dvc", "queue", "start", "-j", "2"], repo)
+    sh(["dvc", "queue", "start", "-j", "2"], repo, log=repo.parent / "queue-start.log")
     status = wait_for_queue(repo, ["q7", "q8"])
     assert status.count("Success") == 2, status + sh(["dvc", "queue", "logs", "q7"], repo)
     mixing.write_text(committed)
