@@ -17,6 +17,47 @@ from typing import Any
 
 import yaml
 
+# Keys renamed by the separator redesign (old dotted key -> new one; None: removed, the architecture decides).
+# A params.yaml that still holds an old key stops with a message naming the new one, and the experiment
+# scripts read experiments recorded under the old names through this table.
+RENAMED: dict[str, str | None] = {
+    "danet.objective": "separator.architecture",
+    "danet.hidden": "separator.hidden",
+    "danet.layers": "separator.layers",
+    "danet.dropout": "separator.dropout",
+    "danet.epochs": "separator.epochs",
+    "danet.steps_per_epoch": "separator.steps_per_epoch",
+    "danet.batch_size": "separator.batch_size",
+    "danet.lr": "separator.lr",
+    "danet.lr_schedule": "separator.lr_schedule",
+    "danet.loss": "separator.loss",
+    "danet.train_snr_db": "separator.train_snr_db",
+    "danet.max_gain_db": "separator.max_gain_db",
+    "danet.train_eq_db": "separator.train_eq_db",
+    "danet.extra_music_share": "separator.extra_music_share",
+    "danet.val_fraction": "separator.val_fraction",
+    "danet.val_examples": "separator.val_examples",
+    "danet.grad_clip": "separator.grad_clip",
+    "danet.seed": "separator.seed",
+    "danet.device": "separator.device",
+    "danet.precision": "separator.precision",
+    "danet.nproc": "separator.nproc",
+    "danet.loader_workers": "separator.loader_workers",
+    "danet.mask": "separator.ideal_mask",
+    "danet.embedding_dim": "separator.danet.embedding_dim",
+    "danet.threshold_db": "separator.danet.threshold_db",
+    "danet.attractor": "separator.danet.attractor",
+    "danet.kmeans_epochs": "separator.danet.kmeans_epochs",
+    "danet.head_weight": "separator.chimera.head_weight",
+    "separate.masks": None,
+    "separate.attractor": "separate.danet.attractor",
+    "separate.kmeans_scope": "separate.danet.kmeans_scope",
+    "separate.kmeans_init": "separate.danet.kmeans_init",
+    "separate.resolve_order": "separate.danet.resolve_order",
+}
+# Values of danet.objective -> separator.architecture.
+RENAMED_ARCHITECTURES = {"attractor": "danet", "chimera": "chimera", "mask": "mask"}
+
 
 class ParamError(ValueError):
     """A value in params.yaml is missing or out of range."""
