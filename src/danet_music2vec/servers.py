@@ -9,7 +9,7 @@ the same stack for trying README's "Team setup" on one machine:
 - ``mlflow server`` with the PostgreSQL backend store and ``--artifacts-destination
   s3://...``: it proxies artifacts, so its clients need no S3 credentials.
 
-This module starts processes and talks HTTP; it never imports mlflow (tracking.py does).
+This module starts processes and talks HTTP; it never imports mlflow (the tracking package does).
 """
 
 from __future__ import annotations
