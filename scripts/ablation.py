@@ -186,8 +186,8 @@ def report(out: Path) -> None:
         "`python scripts/ablation.py run`: one `dvc exp run` per row and noise count, on the sample profile "
         "(9 test clips, 4 genres). Every number is from the sweep stage, which re-mixes the same test "
         "mixtures (the first `sweep.mixtures_per_clip` = 2 of each clip's 12 s test mixtures: 18) at each input SNR, "
-        "so all rows are scored on identical mixtures. Weighted F1 intervals are bootstrap 95% intervals over those "
-        "mixtures.\n\n",
+        "so all rows are scored on identical mixtures. Weighted F1 intervals are bootstrap 95% intervals that resample "
+        "the test clips (the mixtures of one clip move together).\n\n",
         "## Targets (last row = current defaults)\n\n",
         "| noises | input SNR | F1 clean / mixture / separated [95% CI] | sep - mix (>= 0) | sep / clean (>= 0.95 where "
         "mix < clean) | F1 target | GNSDR separator / oracle IRM (>= 0.5, stretch 0.8) | GNSDR spectral gate "

@@ -40,8 +40,9 @@ def main() -> None:
         summary = separation_summary(by_system)
 
         classes, tables = score_classification(
-            pd.read_parquet("data/predictions.parquet"), score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"]
-        )
+            pd.read_parquet("data/predictions.parquet"), mixtures.set_index("mixture_id")["music_clip"],
+            score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"],
+        )  # fmt: skip
         summary |= classes
         for name, table in tables.items():
             write_csv(f"plots/confusion_{name}.csv", confusion_long(table))

@@ -49,7 +49,10 @@ def main() -> None:
             test, separator, classifier, snrs,
             StftConfig.from_params(params["stft"]), score["spectral_gate"], score["silence_db"],
         )  # fmt: skip
-        summary = sweep_summary(predictions, grouped, score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"])
+        summary = sweep_summary(
+            predictions, grouped, test.set_index("mixture_id")["music_clip"],
+            score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"],
+        )  # fmt: skip
 
         gnsdr, f1 = sweep_curves(summary, snrs)
         write_csv("plots/snr_gnsdr.csv", gnsdr)

@@ -27,8 +27,14 @@ def predictions() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def one_clip_per_mixture(predictions: pd.DataFrame) -> pd.Series:
+    """Every mixture cut from a clip of its own: intervals over clips are intervals over mixtures."""
+    ids = sorted(predictions["mixture_id"].unique())
+    return pd.Series([f"clip-{m}" for m in ids], index=ids)
+
+
 def test_classification_summary_per_input_with_intervals():
-    summary, tables = score_classification(predictions(), n_boot=200, seed=0, alpha=0.05)
+    summary, tables = score_classification(predictions(), one_clip_per_mixture(predictions()), n_boot=200, seed=0, alpha=0.05)
     assert summary["classification.clean.accuracy"] == 1.0
     assert summary["classification.mixture.accuracy"] == 0.5
     assert summary["classification.mixture.f1_ci_low"] <= summary["classification.mixture.f1"] <= summary["classification.mixture.f1_ci_high"]
@@ -37,10 +43,32 @@ def test_classification_summary_per_input_with_intervals():
 
 
 def test_confusion_long_has_one_row_per_clip_for_dvc():
-    _, tables = score_classification(predictions(), n_boot=10, seed=0, alpha=0.05)
+    _, tables = score_classification(predictions(), one_clip_per_mixture(predictions()), n_boot=10, seed=0, alpha=0.05)
     long = confusion_long(tables["mixture"])
     assert len(long) == 4 and list(long.columns) == ["actual", "predicted"]
     assert ((long["actual"] == "rock") & (long["predicted"] == "folk")).sum() == 1
+
+
+def test_classification_intervals_resample_test_clips():
+    # 8 clips, 5 mixtures each; the clean music of a clip gets one prediction, repeated for each of its mixtures.
+    true = ["rock", "rock", "rock", "rock", "folk", "folk", "folk", "folk"]
+    clean = ["rock", "folk", "rock", "rock", "folk", "rock", "folk", "folk"]
+    rows = [
+        {"mixture_id": f"m{5 * c + k:02d}", "input": "clean", "true_label": true[c], "predicted_label": clean[c]}
+        for c in range(8)
+        for k in range(5)
+    ]
+    table = pd.DataFrame(rows)
+    clips = pd.Series([f"c{int(m[1:]) // 5}" for m in table["mixture_id"]], index=table["mixture_id"])
+    by_clip, _ = score_classification(table, clips, n_boot=500, seed=0, alpha=0.05)
+    by_mixture, _ = score_classification(table, one_clip_per_mixture(table), n_boot=500, seed=0, alpha=0.05)
+    assert by_clip["classification.clean.accuracy"] == by_mixture["classification.clean.accuracy"] == 0.75
+    for metric in ("accuracy", "f1"):
+        width = by_clip[f"classification.clean.{metric}_ci_high"] - by_clip[f"classification.clean.{metric}_ci_low"]
+        narrow = by_mixture[f"classification.clean.{metric}_ci_high"] - by_mixture[f"classification.clean.{metric}_ci_low"]
+        assert width > 1.5 * narrow  # 8 independent clips, not 40 mixtures
+    with pytest.raises(ValueError, match="no music clip for 5 predicted mixture"):
+        score_classification(table, clips.iloc[5:], n_boot=10, seed=0, alpha=0.05)
 
 
 def test_json_safe_turns_nan_into_null():
@@ -89,7 +117,7 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     by_input = predictions.pivot_table(index=["input_snr_db", "mixture_id"], columns="input", values="predicted_label", aggfunc="first")
     assert (by_input["mixture"] == by_input["separated"]).all()
 
-    summary = sweep_summary(predictions, grouped, n_boot=50, seed=0, alpha=0.05)
+    summary = sweep_summary(predictions, grouped, test.set_index("mixture_id")["music_clip"], n_boot=50, seed=0, alpha=0.05)
     assert summary["snr_m5.separation.gnsdr"] == pytest.approx(0.0, abs=1e-6)
     assert summary["snr_10.separation.oracle_irm.gnsdr"] > 3.0
     gnsdr, f1 = sweep_curves(summary, snrs)

@@ -267,6 +267,33 @@ def test_bootstrap_is_seeded_and_takes_callables() -> None:
         bootstrap_ci(Y_TRUE, Y_PRED, "auc")
 
 
+def test_bootstrap_by_clip_is_the_item_bootstrap_with_one_clip_per_item() -> None:
+    rng = np.random.RandomState(4)
+    y_true = rng.randint(0, 3, size=30)
+    y_pred = np.where(rng.rand(30) < 0.7, y_true, rng.randint(0, 3, size=30))
+    for metric in ("accuracy", "f1"):
+        item = bootstrap_ci(y_true, y_pred, metric, n=300, seed=2)
+        assert bootstrap_ci(y_true, y_pred, metric, n=300, seed=2, groups=[f"m{i:02d}" for i in range(30)]) == item
+
+
+def test_bootstrap_by_clip_widens_the_interval_when_a_clips_predictions_move_together() -> None:
+    rng = np.random.RandomState(5)
+    y_true = rng.randint(0, 3, size=12)  # 12 clips
+    y_pred = np.where(rng.rand(12) < 0.7, y_true, rng.randint(0, 3, size=12))
+    # Five mixtures per clip with the same prediction (e.g. the clean music, classified once per clip).
+    clips = np.repeat(np.arange(12), 5)
+    t, p = y_true[clips], y_pred[clips]
+    for metric in ("accuracy", "f1"):
+        lo, hi = bootstrap_ci(t, p, metric, n=500, seed=1)
+        lo_c, hi_c = bootstrap_ci(t, p, metric, n=500, seed=1, groups=clips)
+        assert lo_c <= classification_scores(t, p)[metric] <= hi_c
+        assert hi_c - lo_c > 1.5 * (hi - lo)  # 12 independent clips, not 60 predictions
+        # Five copies of each clip carry one clip's information: the interval of the clips themselves.
+        assert (lo_c, hi_c) == pytest.approx(bootstrap_ci(y_true, y_pred, metric, n=500, seed=1))
+    with pytest.raises(ValueError, match="one group per item"):
+        bootstrap_ci(t, p, "accuracy", groups=clips[:-1])
+
+
 def test_paired_difference_sees_a_small_consistent_gain_that_unpaired_scores_hide() -> None:
     rng = np.random.default_rng(0)
     base = rng.normal(3.0, 3.0, size=40)  # mixtures differ a lot in difficulty

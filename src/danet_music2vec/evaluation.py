@@ -140,10 +140,23 @@ def separation_summary(results_by_system: dict[str, list[SeparationResult]]) -> 
 
 
 def score_classification(
-    predictions: pd.DataFrame, n_boot: int, seed: int, alpha: float
+    predictions: pd.DataFrame, clips: pd.Series, n_boot: int, seed: int, alpha: float
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Accuracy and weighted P/R/F1 with bootstrap intervals per input, and confusion tables."""
+    """Accuracy and weighted P/R/F1 with bootstrap intervals per input, and confusion tables.
+
+    ``clips`` is the music clip of every mixture, indexed by mixture id (data/mixtures.parquet's
+    ``music_clip``). The intervals resample test clips, not predictions: the mixtures cut from
+    one clip (and the clean music they share) are not independent.
+    """
     labels = sorted(predictions["true_label"].unique())
+    groups = predictions["mixture_id"].map(clips)
+    if groups.isna().any():
+        missing = sorted(predictions.loc[groups.isna(), "mixture_id"].unique())
+        raise ValueError(
+            f"no music clip for {len(missing)} predicted mixture(s) (e.g. {missing[0]}); pass the music_clip of every "
+            "mixture of data/mixtures.parquet, indexed by mixture_id (rerun `dvc repro` if the predictions are newer)"
+        )
+    predictions = predictions.assign(clip=groups)
     summary: dict[str, float] = {}
     tables: dict[str, pd.DataFrame] = {}
     for name in INPUTS:
@@ -154,7 +167,9 @@ def score_classification(
         for key, value in classification_scores(y_true, y_pred, labels).items():
             summary[f"classification.{name}.{key}"] = value
         for metric in ("accuracy", "f1"):
-            lo, hi = bootstrap_ci(y_true, y_pred, metric, n=n_boot, seed=seed, alpha=alpha, labels=labels)
+            lo, hi = bootstrap_ci(
+                y_true, y_pred, metric, n=n_boot, seed=seed, alpha=alpha, labels=labels, groups=part["clip"].tolist()
+            )
             summary[f"classification.{name}.{metric}_ci_low"] = lo
             summary[f"classification.{name}.{metric}_ci_high"] = hi
         matrix = confusion(y_true, y_pred, labels)
@@ -234,17 +249,22 @@ def snr_sweep(
 def sweep_summary(
     predictions: pd.DataFrame,
     grouped: dict[tuple[float, str], list[SeparationResult]],
+    clips: pd.Series,
     n_boot: int,
     seed: int,
     alpha: float,
 ) -> dict[str, float]:
-    """Flat ``snr_<x>.separation.*`` / ``snr_<x>.classification.*`` keys, as metrics/score.json per input SNR."""
+    """Flat ``snr_<x>.separation.*`` / ``snr_<x>.classification.*`` keys, as metrics/score.json per input SNR.
+
+    ``clips``: the music clip of every mixture, by mixture id, for intervals over test clips
+    (:func:`score_classification`).
+    """
     summary: dict[str, float] = {}
     for snr in sorted({snr for snr, _ in grouped}):
         key = snr_key(snr)
         by_system = {system: results for (s, system), results in grouped.items() if s == snr}
         values = separation_summary(by_system)
-        values |= score_classification(predictions[predictions["input_snr_db"] == snr], n_boot, seed, alpha)[0]
+        values |= score_classification(predictions[predictions["input_snr_db"] == snr], clips, n_boot, seed, alpha)[0]
         summary |= {f"{key}.{k}": v for k, v in values.items()}
     return summary
 

@@ -221,6 +221,26 @@ def global_scores(results: Sequence[SeparationResult]) -> dict[str, float]:
     return out
 
 
+def _cluster_resamples(groups: Sequence[Any] | None, size: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, draws)``: the resamples of a cluster bootstrap over ``size`` items.
+
+    ``codes[i]`` numbers the group of item ``i`` (``0 .. n_groups - 1``, groups in sorted
+    order); each of the ``n`` rows of ``draws`` (``n x n_groups``) draws ``n_groups`` groups
+    with replacement (``np.random.RandomState(seed)``), and a resample holds every item of
+    each group drawn. Without ``groups`` every item is its own group: the item bootstrap.
+    Items of one group (the mixtures cut from one test clip) are not independent, and
+    resampling them one by one would give too narrow an interval.
+    """
+    if groups is not None and len(groups) != size:
+        raise ValueError(
+            f"the bootstrap needs one group per item (e.g. the music clip of each mixture); "
+            f"got {len(groups)} groups for {size} items"
+        )
+    codes = np.arange(size) if groups is None else np.unique(np.asarray(list(groups)), return_inverse=True)[1].ravel()
+    n_groups = int(codes.max()) + 1
+    return codes, np.random.RandomState(seed).randint(0, n_groups, size=(n, n_groups))
+
+
 def paired_difference(
     a: Sequence[float],
     b: Sequence[float],
@@ -250,15 +270,12 @@ def paired_difference(
         raise ValueError("paired_difference needs finite scores and positive weights")
     if n < 1 or not 0.0 < alpha < 1.0:
         raise ValueError(f"bootstrap n must be >= 1 and alpha in (0, 1); got n={n}, alpha={alpha}")
-    if groups is not None and len(groups) != a.size:
-        raise ValueError(f"paired_difference needs one group per item; got {len(groups)} groups for {a.size} items")
     diff = a - b
+    codes, draws = _cluster_resamples(groups, diff.size, n, seed)
     # Per group: the sum of weighted differences and of weights; a resample adds up its groups' sums.
-    codes = np.arange(diff.size) if groups is None else np.unique(np.asarray(list(groups)), return_inverse=True)[1]
     weighted_sum = np.bincount(codes, weights=diff * w)
     weight_sum = np.bincount(codes, weights=w)
-    idx = np.random.RandomState(seed).randint(0, weight_sum.size, size=(n, weight_sum.size))
-    stats = weighted_sum[idx].sum(1) / weight_sum[idx].sum(1)
+    stats = weighted_sum[draws].sum(1) / weight_sum[draws].sum(1)
     lo, hi = np.percentile(stats, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
     return float(np.sum(diff * w) / np.sum(w)), float(lo), float(hi)
 
@@ -320,13 +337,18 @@ def bootstrap_ci(
     seed: int = 0,
     alpha: float = 0.05,
     labels: Sequence[Any] | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``metric`` over resampled test clips.
+    """Percentile bootstrap interval of ``metric`` over resampled predictions.
 
-    Clips are drawn with replacement ``n`` times (``np.random.RandomState(seed)``), the metric
-    is recomputed on each resample, and the ``alpha/2`` and ``1 - alpha/2`` percentiles are
-    returned. ``metric`` is a callable ``(y_true, y_pred) -> float`` or one of
+    Predictions are drawn with replacement ``n`` times (``np.random.RandomState(seed)``), the
+    metric is recomputed on each resample, and the ``alpha/2`` and ``1 - alpha/2`` percentiles
+    are returned. ``metric`` is a callable ``(y_true, y_pred) -> float`` or one of
     ``"accuracy", "precision", "recall", "f1"`` (weighted, as :func:`classification_scores`).
+
+    ``groups`` (one label per prediction: the test clip of each mixture) resamples whole
+    groups instead of predictions (a cluster bootstrap, as :func:`paired_difference`): the
+    predictions of the mixtures cut from one clip are not independent.
     """
     _validate_labels(y_true, y_pred, labels)
     if n < 1:
@@ -344,9 +366,12 @@ def bootstrap_ci(
         fn = metric
     t = np.asarray(y_true)
     p = np.asarray(y_pred)
-    rng = np.random.RandomState(seed)
-    idx = rng.randint(0, len(t), size=(n, len(t)))
-    stats = np.array([fn(t[i], p[i]) for i in idx], dtype=np.float64)
+    codes, draws = _cluster_resamples(groups, len(t), n, seed)
+    # The items of each group, in item order: without groups (or with one per item, labelled in
+    # item order) a resample is exactly the item bootstrap's.
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
+    resamples = (np.concatenate([members[g] for g in draw]) for draw in draws)
+    stats = np.array([fn(t[i], p[i]) for i in resamples], dtype=np.float64)
     lo, hi = np.percentile(stats, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
     return float(lo), float(hi)
 
