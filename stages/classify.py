@@ -12,18 +12,17 @@ from danet_music2vec import stage
 from danet_music2vec.atomic import write_json, write_parquet
 from danet_music2vec.classification import Classifier, classify_mixtures
 from danet_music2vec.devices import resolve_device
-from danet_music2vec.music2vec_training import Music2VecConfig
 from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 
 
 def main() -> None:
     params = load_params()
-    cfg = Music2VecConfig.from_params(params["music2vec"])
+    cfg = params.music2vec
     start = time.perf_counter()
-    with stage_run("classify", params, groups=("music2vec",)) as run:
+    with stage_run("classify", params.used(), groups=("music2vec",)) as run:
         classifier = Classifier.from_checkpoint(
-            "models/music2vec.pt", hop_seconds=cfg.test_hop_seconds, device=resolve_device(cfg.device, "music2vec.device")
+            "models/music2vec.pt", hop_seconds=cfg.test_hop_seconds, device=resolve_device(cfg.device)
         )
         mixtures = pd.read_parquet("data/mixtures.parquet")
         separated = pd.read_parquet("data/separated/index.parquet")

@@ -11,16 +11,16 @@ from danet_music2vec.tracking import stage_run
 
 def main() -> None:
     params = load_params()
-    data = params["data"]
+    data = params.data
     start = time.perf_counter()
-    with stage_run("download", params, groups=("data",)) as run:
+    with stage_run("download", params.used(), groups=("data",)) as run:
         catalogue = catalogue_sources(data)
         manifest, skipped = ingest(
             catalogue,
             "data/raw",
-            data["sample_rate"],
-            {"music": data["min_music_seconds"], "noise": data["min_noise_seconds"]},
-            data["on_bad_file"],
+            data.sample_rate,
+            {"music": data.min_music_seconds, "noise": data.min_noise_seconds},
+            data.on_bad_file,
         )
         metrics = {
             "clips.music": int((manifest["kind"] == "music").sum()),

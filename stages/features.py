@@ -1,6 +1,6 @@
 """features: STFTs of the training split's music and noise clips, plus data.separation_music_dirs (data/features/).
 
-train_danet mixes them afresh at every step (dynamic mixing).
+train_separator mixes them afresh at every step (dynamic mixing).
 """
 
 import time
@@ -19,15 +19,15 @@ from danet_music2vec.tracking import stage_run
 def main() -> None:
     params = load_params()
     start = time.perf_counter()
-    with stage_run("features", params, groups=("stft",)) as run:
+    with stage_run("features", params.used(), groups=("stft",)) as run:
         splits = pd.read_parquet("data/splits.parquet")
         # Music without genre labels (data.separation_music_dirs) trains the separator only; never the classifier.
-        extra = [scan_separation_music(d) for d in params["data"]["separation_music_dirs"]]
+        extra = [scan_separation_music(d) for d in params.data.separation_music_dirs]
         stats = write_features(
             pd.concat([splits[splits["split"] == "train"], *extra], ignore_index=True),
-            StftConfig.from_params(params["stft"]),
+            StftConfig.from_params(params.stft),
             "data/features",
-            sample_rate=params["data"]["sample_rate"],
+            sample_rate=params.data.sample_rate,
         )
         elapsed = time.perf_counter() - start
         metrics = stats | {"stage_seconds": elapsed, "audio_seconds_per_second": stats["audio_seconds"] / elapsed}

@@ -7,24 +7,24 @@ import pandas as pd
 from danet_music2vec import stage
 from danet_music2vec.atomic import write_json, write_parquet
 from danet_music2vec.data.mixing import plan_mixtures
-from danet_music2vec.params import load_params, parse_snr
+from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 
 
 def main() -> None:
     params = load_params()
-    mix = params["mix"]
+    mix = params.mix
     start = time.perf_counter()
-    with stage_run("mix", params, groups=("mix",)) as run:
+    with stage_run("mix", params.used(), groups=("mix",)) as run:
         mixtures = plan_mixtures(
             pd.read_parquet("data/splits.parquet"),
-            noises=params["noises"],
-            snr_db=parse_snr(mix["snr_db"]),
-            seed=mix["seed"],
-            # Training mixtures are drawn afresh in train_danet (dynamic mixing): only the test set is fixed.
-            mixtures_per_clip={"test": mix["test_mixtures_per_clip"]},
-            sample_rate=params["data"]["sample_rate"],
-            segment_seconds=mix["test_segment_seconds"],
+            noises=params.noises,
+            snr_db=mix.snr_db,
+            seed=mix.seed,
+            # Training mixtures are drawn afresh in train_separator (dynamic mixing): only the test set is fixed.
+            mixtures_per_clip={"test": mix.test_mixtures_per_clip},
+            sample_rate=params.data.sample_rate,
+            segment_seconds=mix.test_segment_seconds,
         )
         write_parquet("data/mixtures.parquet", mixtures)
         metrics = {

@@ -1,4 +1,4 @@
-"""score: separation (DANet vs oracle IRM vs spectral gate) and classification (clean / mixture / separated)."""
+"""score: separation (the separator vs the references: oracle IRM and spectral gate) and classification (clean / mixture / separated)."""
 
 import time
 
@@ -23,17 +23,17 @@ from danet_music2vec.tracking import stage_run
 
 def main() -> None:
     params = load_params()
-    score = params["score"]
+    score = params.score
     start = time.perf_counter()
-    with stage_run("score", params, groups=("score",)) as run:
+    with stage_run("score", params.used(), groups=("score",)) as run:
         mixtures = pd.read_parquet("data/mixtures.parquet")
         per_mixture, by_system = score_separation(
             mixtures[mixtures["split"] == "test"],
             pd.read_parquet("data/separated/index.parquet"),
-            StftConfig.from_params(params["stft"]),
-            score["spectral_gate"],
-            score["silence_db"],
-            full_band=score["full_band"] and params["separate"]["output_rate"] == "full",
+            StftConfig.from_params(params.stft),
+            score.spectral_gate.model_dump(),
+            score.silence_db,
+            full_band=score.full_band and params.separate.output_rate == "full",
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)
@@ -41,7 +41,7 @@ def main() -> None:
 
         classes, tables = score_classification(
             pd.read_parquet("data/predictions.parquet"), mixtures.set_index("mixture_id")["music_clip"],
-            score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"],
+            score.bootstrap_n, score.bootstrap_seed, score.bootstrap_alpha,
         )  # fmt: skip
         summary |= classes
         for name, table in tables.items():

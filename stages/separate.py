@@ -1,4 +1,9 @@
-"""separate: run the trained DANet on every TEST mixture (data/separated/<mixture_id>/{music,noise}.flac + index)."""
+"""separate: run the trained separator on every TEST mixture (data/separated/<mixture_id>/{music,noise}.flac + index).
+
+Also writes models/separator.pt: the trained network with the inference settings (`separate`
+params) it was scored with here, which the `sweep` stage and `dm2v denoise` load, so all three
+separate alike.
+"""
 
 import time
 
@@ -6,7 +11,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from danet_music2vec import stage
+from danet_music2vec import checkpoints, stage
 from danet_music2vec.atomic import atomic_dir, write_json, write_parquet
 from danet_music2vec.audio import save_audio
 from danet_music2vec.data.sources import SourceError
@@ -16,14 +21,16 @@ from danet_music2vec.separation import Separator, timed_separate
 from danet_music2vec.tracking import stage_run
 
 OUT = "data/separated"
+NETWORK = "models/separator_network.pt"
+MODEL = "models/separator.pt"
 
 
 def main() -> None:
     params = load_params()
-    opts = params["separate"]
     start = time.perf_counter()
-    with stage_run("separate", params, groups=("separate",)) as run:
-        separator = Separator.from_params("models/danet.pt", opts)
+    with stage_run("separate", params.used(), groups=("separate",)) as run:
+        network = checkpoints.load(NETWORK, "separator")
+        separator = Separator.from_network(network, params.separate)
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         if test.empty:
@@ -66,6 +73,8 @@ def main() -> None:
             "stage_seconds": time.perf_counter() - start,
         }
         run.log_metrics(metrics)
+        inference = params.separate.used(network["model_config"]["architecture"])
+        checkpoints.save(MODEL, "separator", network | {"inference": inference})
         write_json("metrics/separate.json", metrics)
 
 

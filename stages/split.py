@@ -14,8 +14,8 @@ from danet_music2vec.tracking import stage_run
 def main() -> None:
     params = load_params()
     start = time.perf_counter()
-    with stage_run("split", params, groups=("split",)) as run:
-        table, facts = split_clips(pd.read_parquet("data/raw/manifest.parquet"), params["split"], params["data"]["profile"])
+    with stage_run("split", params.used(), groups=("split",)) as run:
+        table, facts = split_clips(pd.read_parquet("data/raw/manifest.parquet"), params.split, params.data.profile)
         write_parquet("data/splits.parquet", table)
         counts = table.groupby(["kind", "split"]).size()
         metrics = {f"clips.{kind}.{side}": int(n) for (kind, side), n in counts.items()}

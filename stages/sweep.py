@@ -32,26 +32,26 @@ from danet_music2vec.tracking import stage_run
 
 def main() -> None:
     params = load_params()
-    score, snrs = params["score"], [float(s) for s in params["sweep"]["snr_db"]]
+    score, snrs = params.score, [float(s) for s in params.sweep.snr_db]
     start = time.perf_counter()
-    with stage_run("sweep", params, groups=("sweep", "separate")) as run:
-        separator = Separator.from_params("models/danet.pt", params["separate"])
+    with stage_run("sweep", params.used(), groups=("sweep",)) as run:
+        separator = Separator.load("models/separator.pt")  # with the inference settings `separate` scored
         classifier = Classifier.from_checkpoint(
             "models/music2vec.pt",
-            hop_seconds=params["music2vec"]["test_hop_seconds"],
-            device=resolve_device(params["music2vec"]["device"], "music2vec.device"),
+            hop_seconds=params.music2vec.test_hop_seconds,
+            device=resolve_device(params.music2vec.device),
         )
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         # The first mixtures of every clip (in mix-stage order): curves at a bounded cost, every clip represented.
-        test = test[test.groupby("music_clip").cumcount() < params["sweep"]["mixtures_per_clip"]]
+        test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, classifier, snrs,
-            StftConfig.from_params(params["stft"]), score["spectral_gate"], score["silence_db"],
+            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],
-            score["bootstrap_n"], score["bootstrap_seed"], score["bootstrap_alpha"],
+            score.bootstrap_n, score.bootstrap_seed, score.bootstrap_alpha,
         )  # fmt: skip
 
         gnsdr, f1 = sweep_curves(summary, snrs)
@@ -63,7 +63,7 @@ def main() -> None:
         )  # fmt: skip
         categories = gnsdr_by_noise(per_mixture, noise_labels(pd.read_parquet("data/splits.parquet")))
         write_csv("plots/gnsdr_by_noise.csv", categories)
-        plot_categories(categories, "gnsdr", "input_snr_db", "DANet GNSDR per noise category (dB)", "plots/gnsdr_by_noise.png")
+        plot_categories(categories, "gnsdr", "input_snr_db", "separator GNSDR per noise category (dB)", "plots/gnsdr_by_noise.png")
         for path in ("plots/snr_curves.png", "plots/gnsdr_by_noise.png", "plots/gnsdr_by_noise.csv"):
             run.log_artifact(path, "sweep")
 

@@ -18,10 +18,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from danet_music2vec import distributed, stage
+from danet_music2vec import checkpoints, distributed, stage
 from danet_music2vec.atomic import write_csv, write_json
-from danet_music2vec.music2vec_training import ClipSet, Music2VecConfig, load_clip_set, save_checkpoint, train
-from danet_music2vec.params import load_params
+from danet_music2vec.music2vec_training import ClipSet, load_clip_set, train
+from danet_music2vec.params import Music2VecParams, load_params
 from danet_music2vec.tracking import stage_run
 
 CHECKPOINT = "checkpoints/music2vec.pt"
@@ -29,7 +29,7 @@ MODEL = "models/music2vec.pt"
 LOSS_PLOT = "plots/music2vec_loss.csv"
 
 
-def load_training_audio(cfg: Music2VecConfig) -> tuple[ClipSet, list[np.ndarray]]:
+def load_training_audio(cfg: Music2VecParams) -> tuple[ClipSet, list[np.ndarray]]:
     """The clean training music, and the training noise clips when the noise augmentation is on."""
     splits = pd.read_parquet("data/splits.parquet")
     clips = load_clip_set(splits, ".", cfg.sample_rate, kind="music", split="train")
@@ -41,10 +41,10 @@ def load_training_audio(cfg: Music2VecConfig) -> tuple[ClipSet, list[np.ndarray]
 
 def main() -> None:
     params = load_params()
-    cfg = Music2VecConfig.from_params(params["music2vec"])
+    cfg = params.music2vec
     distributed.relaunch(__file__, cfg.nproc)
     start = time.perf_counter()
-    with distributed.join(cfg.device, "music2vec.device") as world:
+    with distributed.join(cfg.device) as world:
         if not world.is_main:  # trains its share of every batch; rank 0 records and writes
             clips, noises = load_training_audio(cfg)
             train(cfg, clips, CHECKPOINT, noises=noises, progress=False, world=world)
@@ -54,7 +54,7 @@ def main() -> None:
             result = train(
                 cfg, clips, CHECKPOINT, noises=noises, on_epoch=lambda epoch, rec: run.log_metrics(rec, step=epoch), world=world
             )
-            save_checkpoint(MODEL, result.model, result.classes, cfg, len(result.history), result.history)
+            checkpoints.export(CHECKPOINT, MODEL, "music2vec")
             write_csv(LOSS_PLOT, pd.DataFrame(result.history)[["epoch", "loss", "accuracy"]])
             last = result.history[-1]
             metrics = {

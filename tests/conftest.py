@@ -15,6 +15,36 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 
 
+def repo_params():
+    """The repository's params.yaml, validated: the one source of defaults for tests too."""
+    from danet_music2vec.params import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+def _merged(model, overrides: dict):
+    """``model`` (a params group) with ``overrides`` (nested dicts merge into sub-groups), validated again."""
+    data = model.model_dump()
+    for key, value in overrides.items():
+        data[key] = data[key] | value if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return type(model).model_validate(data)
+
+
+def separator_params(**overrides):
+    """``separator`` params of params.yaml with ``overrides``, e.g. ``architecture="danet", danet={"kmeans_epochs": 1}``."""
+    return _merged(repo_params().separator, overrides)
+
+
+def separate_params(**overrides):
+    """``separate`` params of params.yaml with ``overrides``, e.g. ``overlap=0.5, danet={"attractor": "fixed"}``."""
+    return _merged(repo_params().separate, overrides)
+
+
+def music2vec_params(**overrides):
+    """``music2vec`` params of params.yaml with ``overrides``."""
+    return _merged(repo_params().music2vec, overrides)
+
+
 def tone(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)

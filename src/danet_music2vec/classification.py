@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.models.music2vec import Music2Vec
-from danet_music2vec.music2vec_training import load_checkpoint, model_from_checkpoint
+from danet_music2vec import checkpoints
 
 
 def crop_starts(n_samples: int, crop: int, hop: int) -> list[int]:
@@ -68,13 +68,10 @@ class Classifier:
     ) -> "Classifier":
         """Load models/music2vec.pt; sample rate and crop length come from its params, hop from its
         ``test_hop_seconds`` unless given."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: run `dvc repro train_music2vec`")
-        state = load_checkpoint(path)
+        state = checkpoints.load(path, "music2vec")
         params = state["params"]
         return cls(
-            model_from_checkpoint(state),
+            checkpoints.network(state),
             state["classes"],
             sample_rate=int(params["sample_rate"]),
             crop_seconds=float(params["crop_seconds"]),

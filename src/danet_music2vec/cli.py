@@ -1,14 +1,15 @@
 """``dm2v``: use the trained models on your own audio files.
 
-    dm2v denoise song.wav -o clean.wav [--model models/danet.pt]
-    dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--danet models/danet.pt]
+    dm2v denoise song.wav -o clean.wav [--model models/separator.pt]
+    dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--separator models/separator.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
     dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo:
 the file is mixed down to mono and resampled. User mistakes (missing file or model,
 unreadable audio, unsupported output format) print one line naming the file and the
-fix, and exit with status 2; no traceback.
+fix, and exit with status 2; no traceback. The separator file carries the inference
+settings the pipeline scored it with, so `dm2v denoise` gives the `separate` stage's audio.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
+from danet_music2vec.errors import CheckpointError
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
 
 EXIT_USER_ERROR = 2
@@ -45,13 +47,10 @@ def _native_rate(path: Path) -> int:
 
 
 def _load_separator(path: Path, band_limited: bool):  # type: ignore[no-untyped-def]
-    # Imported here: `classify` without --denoise must not need the DANet code.
+    # Imported here: `classify` without --denoise must not need the separator code.
     from danet_music2vec.separation import Separator
 
-    try:
-        return Separator.from_checkpoint(path, output_rate="stft" if band_limited else "full")
-    except (ValueError, KeyError, RuntimeError) as err:
-        raise UserError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+    return Separator.load(path, **({"output_rate": "stft"} if band_limited else {}))
 
 
 def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
@@ -62,7 +61,7 @@ def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray,
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     model = Path(args.model)
-    _require_model(model, "train_danet", "--model")
+    _require_model(model, "separate", "--model")
     out = Path(args.output)
     if out.suffix.lower() not in WRITABLE:
         raise UserError(f"{out}: unsupported output format '{out.suffix}'; name it .wav, .flac or .ogg")
@@ -70,7 +69,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     rate = _native_rate(source)
     wave = load_audio(source, rate, check_silence=False)
     music, music_rate = _denoise(_load_separator(model, args.band_limited), wave, rate)
-    # Written at the input's rate, whatever rate DANet worked at (band-limited with --band-limited).
+    # Written at the input's rate, whatever rate the separator worked at (band-limited with --band-limited).
     music = resample(music, music_rate, rate)
     music = np.pad(music, (0, max(0, len(wave) - len(music))))[: len(wave)]
     clipped = save_audio(out, music, rate)
@@ -85,23 +84,32 @@ def cmd_classify(args: argparse.Namespace) -> int:
     model = Path(args.model)
     _require_model(model, "train_music2vec", "--model")
     if args.denoise:
-        _require_model(Path(args.danet), "train_danet", "--danet")
+        _require_model(Path(args.separator), "separate", "--separator")
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be at least 1")
-    try:
-        classifier = Classifier.from_checkpoint(model, device=args.device)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    classifier = Classifier.from_checkpoint(model, device=args.device)
     source = Path(args.input)
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
     if args.denoise:
-        wave, rate = _denoise(_load_separator(Path(args.danet), args.band_limited), wave, rate)
+        wave, rate = _denoise(_load_separator(Path(args.separator), args.band_limited), wave, rate)
     what = "denoised " if args.denoise else ""
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
         print(f"  {genre:<16s} {p:6.3f}")
     return 0
+
+
+class _Renamed(argparse.Action):
+    """An option that was renamed: one line naming the new one (argparse's usage error, exit 2)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        parser.error(f"{option_string} was renamed to {self.new}")
 
 
 def _env_pair(text: str) -> str:
@@ -148,22 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm2v", description="Denoise music and classify its genre with the trained models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    denoise = sub.add_parser("denoise", help="remove environmental noise from a music file (DANet)")
+    denoise = sub.add_parser("denoise", help="remove environmental noise from a music file (the separator)")
     denoise.add_argument("input", help="audio file (wav, flac, ogg, au; any rate, mono or stereo)")
     denoise.add_argument("-o", "--output", required=True, help="where to write the denoised music (.wav, .flac, .ogg)")
-    denoise.add_argument("--model", default="models/danet.pt", help="DANet checkpoint (default: %(default)s)")
+    denoise.add_argument("--model", default="models/separator.pt", help="separator file (default: %(default)s)")
     denoise.add_argument(
-        "--band-limited", action="store_true", help="return DANet's 8 kHz output (as the original) instead of masking at the file's rate"
+        "--band-limited", action="store_true", help="return the separator's 8 kHz output (as the original) instead of masking at the file's rate"
     )
     denoise.set_defaults(func=cmd_denoise)
 
     classify = sub.add_parser("classify", help="print the most probable genres of a music file (music2vec)")
     classify.add_argument("input", help="audio file (wav, flac, ogg, au; any rate, mono or stereo)")
-    classify.add_argument("--denoise", action="store_true", help="remove noise with DANet first")
-    classify.add_argument("--band-limited", action="store_true", help="with --denoise: classify DANet's 8 kHz output")
+    classify.add_argument("--denoise", action="store_true", help="remove noise with the separator first")
+    classify.add_argument("--band-limited", action="store_true", help="with --denoise: classify the separator's 8 kHz output")
     classify.add_argument("--top", type=int, default=3, help="how many genres to print (default: %(default)s)")
     classify.add_argument("--model", default="models/music2vec.pt", help="music2vec checkpoint (default: %(default)s)")
-    classify.add_argument("--danet", default="models/danet.pt", help="DANet checkpoint for --denoise (default: %(default)s)")
+    classify.add_argument("--separator", default="models/separator.pt", help="separator file for --denoise (default: %(default)s)")
+    classify.add_argument("--danet", action=_Renamed, new="--separator", help=argparse.SUPPRESS)
     classify.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="for music2vec (default: %(default)s)")
     classify.set_defaults(func=cmd_classify)
 
@@ -198,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USER_ERROR
     try:
         return int(args.func(args))
-    except (UserError, AudioError) as err:
+    except (UserError, AudioError, CheckpointError) as err:
         print(f"dm2v: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
 

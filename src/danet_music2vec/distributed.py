@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from danet_music2vec.devices import resolve_device
+from danet_music2vec.errors import DeviceError
 from danet_music2vec.params import ParamError
 
 _ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -60,7 +61,7 @@ class World:
         """
         if len(items) % self.size:
             raise ParamError(
-                f"params.yaml: {key}={len(items)} is not divisible by the {self.size} training processes; "
+                f"{key}={len(items)} is not divisible by the {self.size} training processes; "
                 f"use a multiple of {self.size} (the batch is global and split evenly over the processes)"
             )
         per_rank = len(items) // self.size
@@ -106,22 +107,22 @@ def launched() -> bool:
 
 
 @contextmanager
-def join(device: str, key: str) -> Iterator[World]:
+def join(device: str) -> Iterator[World]:
     """The :class:`World` of this process; with ``torchrun``'s environment, inside its process group.
 
-    ``device`` is the ``auto | cpu | cuda`` param named ``key``. Under ``torchrun`` on
+    ``device`` is ``auto | cpu | cuda``. Under ``torchrun`` on
     GPUs each rank takes ``cuda:LOCAL_RANK`` and the NCCL backend; on CPUs gloo.
     """
-    resolved = resolve_device(device, key)
+    resolved = resolve_device(device)
     if not launched() or int(os.environ["WORLD_SIZE"]) == 1:
         yield World(device=resolved)
         return
     rank, local_rank, size = (int(os.environ[name]) for name in _ENV)
     if resolved.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise ParamError(
+            raise DeviceError(
                 f"torchrun started {size} processes but this machine has {torch.cuda.device_count()} GPU(s); "
-                f"lower --nproc_per_node (or the nproc param) or set {key}: cpu"
+                "lower --nproc_per_node (or the nproc param) or train on the CPU (device: cpu)"
             )
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
@@ -149,10 +150,3 @@ def torchrun(script: str | os.PathLike[str], nproc: int, args: Sequence[str] = (
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), *args]
     return subprocess.call(command)
-
-
-def check_nproc(value: object, key: str) -> int:
-    """``value`` as a process count (a positive integer), or a ParamError naming ``key``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParamError(f"params.yaml: {key}={value!r} must be a positive integer (training processes on this machine)")
-    return value

@@ -1,4 +1,4 @@
-"""STFT settings and transforms shared by the features stage, DANet training and the Separator.
+"""STFT settings and transforms shared by the features stage, separator training and the Separator.
 
 One definition keeps the precomputed training features and whole-track inference
 bit-compatible. Spectrograms are complex tensors shaped ``(..., frames, freq)``
@@ -8,9 +8,12 @@ bit-compatible. Spectrograms are complex tensors shaped ``(..., frames, freq)``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from danet_music2vec.params import StftParams
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,9 @@ class StftConfig:
     chunk_frames: int = 100
 
     @classmethod
-    def from_params(cls, stft: dict[str, Any]) -> "StftConfig":
-        return cls(
-            sample_rate=int(stft["sample_rate"]),
-            n_fft=int(stft["n_fft"]),
-            hop=int(stft["hop"]),
-            window=str(stft["window"]),
-            chunk_frames=int(stft["chunk_frames"]),
-        )
+    def from_params(cls, stft: StftParams) -> "StftConfig":
+        return cls(sample_rate=stft.sample_rate, n_fft=stft.n_fft, hop=stft.hop, window=stft.window,
+                   chunk_frames=stft.chunk_frames)  # fmt: skip
 
     @property
     def n_freq(self) -> int:

@@ -18,3 +18,7 @@ class StaleDataError(ValueError):
 
 class TrackingError(RuntimeError):
     """The MLflow tracking store cannot be reached; the message names ``MLFLOW_TRACKING_URI``."""
+
+
+class DeviceError(RuntimeError):
+    """The device asked for (``cuda``) is not available on this machine."""

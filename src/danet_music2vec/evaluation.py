@@ -1,11 +1,11 @@
 """Score the pipeline's outputs: separation of every test mixture, genre predictions per input.
 
-Separation is measured at the STFT rate (where DANet works) for three systems on the
-same mixtures: DANet, the oracle ideal ratio mask (upper bound) and a blind spectral
-gate (non-learned floor). With ``full_band``, DANet's output is also measured at its own
+Separation is measured at the STFT rate (where the separator works) for three systems on the
+same mixtures: the separator, the oracle ideal ratio mask (upper bound) and a blind spectral
+gate (non-learned floor). With ``full_band``, the separator's output is also measured at its own
 rate (22.05 kHz with ``separate.output_rate: full``) against the full-band sources, so the
 report shows what a listener gets, the band above the STFT's Nyquist included. Classification is measured for three inputs of the same test
-clips: clean music, the noisy mixture, and DANet's separated music.
+clips: clean music, the noisy mixture, and the separator's separated music.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from danet_music2vec.audio import load_audio, resample
-from danet_music2vec.baselines import oracle_irm_estimate, spectral_gate_estimate
+from danet_music2vec.references import oracle_irm_estimate, spectral_gate_estimate
 from danet_music2vec.data.mixing import Rendered, render_mixture
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.metrics import (
@@ -36,18 +36,18 @@ if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither 
     from danet_music2vec.classification import Classifier
     from danet_music2vec.separation import Separator
 
-SYSTEMS = ("danet", "oracle_irm", "baseline")
-FULL_BAND = "danet_full_band"  # DANet's output at its own rate, against the full-band sources
+SYSTEMS = ("separator", "oracle_irm", "spectral_gate")  # the separator and its two references
+FULL_BAND = "separator_full_band"  # the separator's output at its own rate, against the full-band sources
 INPUTS = ("clean", "mixture", "separated")
 # The numbers the score and sweep stages also put on the MLflow parent run, so the UI compares experiments.
 HEADLINE_METRICS = (
-    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr",
+    "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.spectral_gate.gnsdr",
     "separation.full_band.gnsdr",
     "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
     "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
 )  # fmt: skip
-# metrics/score.json prefixes: DANet's numbers are the headline `separation.*`.
-SYSTEM_PREFIX = {"danet": "separation", "oracle_irm": "separation.oracle_irm", "baseline": "separation.baseline",
+# metrics/score.json prefixes: the separator's numbers are the headline `separation.*`.
+SYSTEM_PREFIX = {"separator": "separation", "oracle_irm": "separation.oracle_irm", "spectral_gate": "separation.spectral_gate",
                  FULL_BAND: "separation.full_band"}  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def score_separation(
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
     """Per-mixture table (one row per mixture and system) and the results grouped by system.
 
-    ``full_band`` adds the system :data:`FULL_BAND`: DANet's files read at the mixture's
+    ``full_band`` adds the system :data:`FULL_BAND`: the separator's files read at the mixture's
     rate and scored against its full-band sources (only for outputs above the STFT rate).
     """
     separated = separated.set_index("mixture_id")
@@ -76,8 +76,8 @@ def score_separation(
         # Decoded once: at the mixture's rate (the full-band output's own) when that is scored too.
         rate = int(row.sample_rate) if full_band else cfg.sample_rate
         decoded = np.stack([load_audio(sep[k], rate, check_silence=False) for k in ("music_path", "noise_path")])
-        danet = resample(decoded, rate, cfg.sample_rate)
-        results = score_systems(rendered, int(row.sample_rate), danet, cfg, gate, silence_db)
+        estimate = resample(decoded, rate, cfg.sample_rate)
+        results = score_systems(rendered, int(row.sample_rate), estimate, cfg, gate, silence_db)
         if full_band:
             results[FULL_BAND] = score_full_band(rendered, decoded, silence_db)
         for system, result in results.items():
@@ -94,15 +94,15 @@ def score_full_band(rendered: Rendered, estimate: np.ndarray, silence_db: float)
 
 
 def score_systems(
-    rendered: Rendered, rate: int, danet: np.ndarray, cfg: StftConfig, gate: dict[str, Any], silence_db: float
+    rendered: Rendered, rate: int, separated: np.ndarray, cfg: StftConfig, gate: dict[str, Any], silence_db: float
 ) -> dict[str, SeparationResult]:
-    """BSS Eval of DANet's ``(2, samples)`` estimate (at the STFT rate), the oracle IRM and the gate on one mixture."""
+    """BSS Eval of the separator's ``(2, samples)`` estimate (at the STFT rate), the oracle IRM and the gate on one mixture."""
     music, noise, mixture = (resample(x, rate, cfg.sample_rate) for x in (rendered.music, rendered.noise, rendered.mixture))
     reference = np.stack([music, noise])
     estimates = {
-        "danet": _fit(danet, music.shape[0]),
+        "separator": _fit(separated, music.shape[0]),
         "oracle_irm": oracle_irm_estimate(mixture, music, noise, cfg),
-        "baseline": spectral_gate_estimate(mixture, cfg, **gate),
+        "spectral_gate": spectral_gate_estimate(mixture, cfg, **gate),
     }
     baseline = mixture_baseline(reference, mixture, silence_db)
     return {system: separation_scores(reference, est, mixture, silence_db, baseline) for system, est in estimates.items()}
@@ -227,8 +227,8 @@ def snr_sweep(
         rendered = render_mixture(row, snr_db=snr)
         music, noise = separator.separate(rendered.mixture, rate)
         out_rate = separator.output_sample_rate(rate)
-        danet = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
-        for system, result in score_systems(rendered, rate, danet, cfg, gate, silence_db).items():
+        estimate = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
+        for system, result in score_systems(rendered, rate, estimate, cfg, gate, silence_db).items():
             grouped[(snr, system)].append(result)
             rows.append(_row(row, system, result, input_snr_db=snr))
         if row.mixture_id not in clean_proba:  # the clean music does not depend on the SNR
@@ -286,7 +286,7 @@ def noise_labels(splits: pd.DataFrame) -> dict[str, str]:
     return {_category(clip): label for clip, label in zip(noise["clip_id"], noise["label"])}
 
 
-def gnsdr_by_noise(per_mixture: pd.DataFrame, noise_labels: dict[str, str], system: str = "danet") -> pd.DataFrame:
+def gnsdr_by_noise(per_mixture: pd.DataFrame, noise_labels: dict[str, str], system: str = "separator") -> pd.DataFrame:
     """Length-weighted GNSDR of ``system`` per noise category (and input SNR when the table has one).
 
     ``noise_labels`` maps a noise clip's file stem (the ``noise`` column; ``a+b`` for two

@@ -1,21 +1,27 @@
-"""Read and validate ``params.yaml``.
+"""``params.yaml``: the one source of defaults, checked by one schema.
 
-Stages read the same ``params.yaml`` that DVC tracks (``dvc exp run -S`` edits it
-in place), with PyYAML rather than ``dvc.api.params_show()``: that call costs a
-second or more of DVC start-up per stage and returns the same values.
-Validation happens here, once, so that a bad value stops a stage with a message
-that names the key and the allowed values instead of failing deep inside a library.
+Stages read the same ``params.yaml`` that DVC tracks (``dvc exp run -S`` edits it in
+place), with PyYAML rather than ``dvc.api.params_show()``: that call costs a second or
+more of DVC start-up per stage and returns the same values. :func:`load_params` checks
+the WHOLE file once against the pydantic models below and returns them, typed and
+frozen: a missing, unknown, renamed or out-of-range key stops the stage with one line per
+problem, each naming the key, so a bad value never fails deep inside a library. The
+models declare no defaults: a key deleted from params.yaml is an error, not a silent
+fallback. Library code takes these typed, already-validated values.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError,
+    model_validator,
+)
 
 # Keys renamed by the separator redesign (old dotted key -> new one; None: removed, the architecture decides).
 # A params.yaml that still holds an old key stops with a message naming the new one, and the experiment
@@ -60,123 +66,346 @@ RENAMED_ARCHITECTURES = {"attractor": "danet", "chimera": "chimera", "mask": "ma
 
 
 class ParamError(ValueError):
-    """A value in params.yaml is missing or out of range."""
+    """A value in params.yaml is missing, unknown, renamed or out of range."""
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
-    """Load ``params.yaml`` and validate the keys every stage relies on."""
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError("must be [lo, hi] with lo <= hi")
+    return value
+
+
+def _one_or_two(value: int) -> int:
+    if value not in (1, 2):
+        raise ValueError("is not supported; use 1 or 2 (e.g. `dvc exp run -S noises=2`)")
+    return value
+
+
+def _distinct(values: list[float]) -> list[float]:
+    if len(set(values)) != len(values):
+        raise ValueError("must hold distinct values")
+    return values
+
+
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+PositiveNumber = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+Share = Annotated[StrictFloat, Field(ge=0, lt=1)]  # a share in [0, 1)
+OpenShare = Annotated[StrictFloat, Field(gt=0, lt=1)]  # a share in (0, 1)
+Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
+Range = Annotated[tuple[Number, Number], AfterValidator(_ordered)]  # [lo, hi] in dB
+Path_ = Annotated[StrictStr, Field(min_length=1)]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+
+
+class Group(BaseModel):
+    """A group of params.yaml: every key required, no unknown key, frozen once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Group):
+    profile: Literal["sample", "local", "full"]
+    sample_dir: Path_
+    music_dir: Path_
+    noise_dir: Path_
+    noise_csv: Path_ | None
+    separation_music_dirs: list[Path_]
+    download_dir: Path_
+    sample_rate: PositiveInt
+    min_music_seconds: PositiveNumber
+    min_noise_seconds: PositiveNumber
+    on_bad_file: Literal["error", "skip"]
+
+
+class SplitParams(Group):
+    music_method: Literal["auto", "stratified", "gtzan_seed", "gtzan_filtered"]
+    noise_method: Literal["auto", "stratified", "esc50_original", "folds"]
+    noise_test_folds: list[PositiveInt]
+    test_fraction: OpenShare
+    seed: NonNegativeInt
+    min_clips_per_genre: PositiveInt
+
+
+class MixParams(Group):
+    snr_db: Number | Range | None  # a number, a [lo, hi] range drawn per mixture, or null (native levels)
+    seed: NonNegativeInt
+    test_mixtures_per_clip: PositiveInt
+    test_segment_seconds: PositiveNumber | None
+
+
+class StftParams(Group):
+    sample_rate: PositiveInt
+    n_fft: PositiveInt
+    hop: PositiveInt
+    window: Literal["sqrt_hann", "hann"]
+    chunk_frames: PositiveInt
+    shard_chunks: PositiveInt
+
+    @model_validator(mode="after")
+    def _hop_fits(self) -> "StftParams":
+        if self.hop > self.n_fft:
+            raise ValueError("stft.hop must not exceed stft.n_fft")
+        return self
+
+
+class MaskParams(Group):
+    """The plain mask network has no keys beyond the common ones (the group exists for dvc.yaml)."""
+
+
+class DanetParams(Group):
+    """The Deep Attractor Network's own keys (architecture ``danet``)."""
+
+    embedding_dim: PositiveInt
+    threshold_db: PositiveNumber | None  # null: every bin shapes attractors and k-means (the original work)
+    attractor: Literal["ideal", "anchored"]
+    kmeans_epochs: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _anchors_replace_kmeans(self) -> "DanetParams":
+        if self.attractor == "anchored" and self.kmeans_epochs:
+            raise ValueError("kmeans_epochs must be 0 with attractor: anchored (anchors replace k-means)")
+        return self
+
+
+class ChimeraParams(DanetParams):
+    """DANet plus a mask-inference head (Chimera++, architecture ``chimera``)."""
+
+    head_weight: OpenShare
+
+
+Architecture = Literal["mask", "chimera", "danet"]
+
+
+class SeparatorParams(Group):
+    """The separator that ``train_separator`` trains; ``architecture`` picks which of its groups applies."""
+
+    architecture: Architecture
+    hidden: PositiveInt
+    layers: PositiveInt
+    dropout: Share
+    epochs: PositiveInt
+    steps_per_epoch: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveNumber
+    lr_schedule: Literal["constant", "cosine"]
+    loss: Literal["linear_mse", "log_mse", "psa", "si_sdr"]
+    ideal_mask: Literal["ratio", "wiener", "binary"]
+    train_snr_db: Range | None
+    max_gain_db: PositiveNumber
+    train_eq_db: PositiveNumber | None
+    extra_music_share: OpenShare | None
+    val_fraction: Share
+    val_examples: PositiveInt
+    grad_clip: PositiveNumber | None
+    seed: NonNegativeInt
+    device: Device
+    precision: Precision
+    nproc: PositiveInt
+    loader_workers: NonNegativeInt
+    mask: MaskParams
+    chimera: ChimeraParams
+    danet: DanetParams
+
+    @property
+    def embedding(self) -> DanetParams | None:
+        """The DANet keys of the chosen architecture (``chimera`` or ``danet``); None for the mask network."""
+        return {"mask": None, "chimera": self.chimera, "danet": self.danet}[self.architecture]
+
+    def used(self) -> dict[str, Any]:
+        """The keys this architecture uses, as plain data: the common ones and its own group."""
+        others = {a for a in ("mask", "chimera", "danet") if a != self.architecture}
+        return self.model_dump(mode="json", exclude=others)
+
+    @model_validator(mode="after")
+    def _kmeans_within_epochs(self) -> "SeparatorParams":
+        if self.embedding is not None and self.embedding.kmeans_epochs > self.epochs:
+            raise ValueError(f"separator.{self.architecture}.kmeans_epochs must not exceed separator.epochs")
+        return self
+
+
+class DanetInferenceParams(Group):
+    """How DANet's attractors are formed at inference (architecture ``danet``)."""
+
+    attractor: Literal["kmeans", "fixed", "anchored"]
+    kmeans_scope: Literal["track", "chunk"]
+    kmeans_init: Literal["train", "farthest"]
+    resolve_order: StrictBool
+
+
+class SeparateParams(Group):
+    overlap: Share
+    output_rate: Literal["full", "stft"]
+    mask_floor: Share
+    batch_size: PositiveInt
+    device: Device
+    mask: MaskParams
+    chimera: MaskParams
+    danet: DanetInferenceParams
+
+    def used(self, architecture: str) -> dict[str, Any]:
+        """The inference settings a separator of ``architecture`` uses, as plain data."""
+        others = {a for a in ("mask", "chimera", "danet") if a != architecture}
+        return self.model_dump(mode="json", exclude=others)
+
+
+class Music2VecParams(Group):
+    sample_rate: PositiveInt
+    crop_seconds: PositiveNumber
+    test_hop_seconds: PositiveNumber
+    channels: Annotated[tuple[PositiveInt, ...], Field(min_length=1, max_length=7)]
+    lstm_hidden: PositiveInt
+    dropout: Share
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    crops_per_clip: PositiveInt
+    lr: PositiveNumber
+    seed: NonNegativeInt
+    device: Device
+    precision: Precision
+    nproc: PositiveInt
+    init_weights: Path_ | None
+    init_sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None
+    augment_gain_db: Range | None
+    augment_lowpass_hz: tuple[PositiveInt, ...]
+    augment_lowpass_prob: Probability
+    augment_noise_prob: Probability
+    augment_snr_db: Range
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Music2VecParams":
+        if (self.init_weights is None) != (self.init_sha256 is None):
+            raise ValueError("init_weights and init_sha256 go together: set both (path of pretrained SoundNet "
+                             "weights and its sha256) or leave both null")  # fmt: skip
+        if any(2 * cut >= self.sample_rate for cut in self.augment_lowpass_hz):
+            raise ValueError(f"augment_lowpass_hz cut-offs must be below {self.sample_rate // 2} Hz")
+        return self
+
+    @property
+    def crop_samples(self) -> int:
+        return int(round(self.crop_seconds * self.sample_rate))
+
+
+class SpectralGateParams(Group):
+    percentile: Annotated[StrictFloat, Field(gt=0, lt=100)]
+    over_subtraction: PositiveNumber
+    floor_db: Number
+    smooth_frames: PositiveInt
+    freq_median_bins: PositiveInt
+
+
+class ScoreParams(Group):
+    silence_db: Number
+    full_band: StrictBool
+    bootstrap_n: PositiveInt
+    bootstrap_seed: NonNegativeInt
+    bootstrap_alpha: OpenShare
+    spectral_gate: SpectralGateParams
+
+
+class SweepParams(Group):
+    snr_db: Annotated[list[Number], Field(min_length=1), AfterValidator(_distinct)]
+    mixtures_per_clip: PositiveInt
+
+
+class Params(Group):
+    """The whole of params.yaml."""
+
+    noises: Annotated[StrictInt, AfterValidator(_one_or_two)]
+    data: DataParams
+    split: SplitParams
+    mix: MixParams
+    stft: StftParams
+    separator: SeparatorParams
+    separate: SeparateParams
+    music2vec: Music2VecParams
+    score: ScoreParams
+    sweep: SweepParams
+
+    def used(self) -> dict[str, Any]:
+        """Every key the chosen separator architecture uses, as plain data (what MLflow logs and keys runs by)."""
+        architecture = self.separator.architecture
+        return self.model_dump(mode="json") | {"separator": self.separator.used(), "separate": self.separate.used(architecture)}
+
+    @model_validator(mode="after")
+    def _anchored_inference_needs_anchors(self) -> "Params":
+        if (self.separator.architecture == "danet" and self.separate.danet.attractor == "anchored"
+                and self.separator.danet.attractor != "anchored"):  # fmt: skip
+            raise ValueError("separate.danet.attractor: anchored needs a separator trained with separator.danet.attractor: anchored")
+        return self
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    # pydantic appends the member of a union it tried ("float", "tuple[...]") and list indexes: keep the key path.
+    parts = []
+    for part in loc:
+        if isinstance(part, int) or (isinstance(part, str) and ("[" in part or part in ("float", "int", "function-after"))):
+            break
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _renamed(key: str, value: Any) -> list[str]:
+    """The new names of an old key (and of the keys inside an old group such as ``danet``)."""
+    if isinstance(value, dict) and any(f"{key}.{k}" in RENAMED for k in value):
+        return [line for k, v in value.items() for line in _renamed(f"{key}.{k}", v)]
+    new = RENAMED.get(key, "separator" if key == "danet" else None)
+    return [f"'{key}' was renamed to '{new}'" if new else f"'{key}' was removed (separator.architecture decides)"]
+
+
+def _messages(err: ValidationError, path: Path) -> list[str]:
+    """One line per problem, each naming its key.
+
+    A union (e.g. ``mix.snr_db``: a number, a range or null) fails once per member: the
+    line keeps our own check's message when there is one, else the first member's.
+    """
+    lines: dict[str, str] = {}
+    for e in sorted(err.errors(), key=lambda e: e["type"] != "value_error"):
+        key = _key(e["loc"])
+        if key in lines:
+            continue
+        if e["type"] == "missing":
+            lines[key] = f"{path}: missing key '{key}'"
+        elif e["type"] == "extra_forbidden":
+            known = key in RENAMED or key == "danet"
+            lines[key] = "\n".join(f"{path}: {line}" for line in _renamed(key, e["input"])) if known \
+                else f"{path}: unknown key '{key}'"
+        else:
+            where = f"{key}={e['input']!r}" if key else "params"
+            lines[key] = f"{path}: {where}: {e['msg'].removeprefix('Value error, ')}"
+    return list(lines.values())
+
+
+def parse_params(raw: Any, path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Validate a loaded params mapping; :class:`ParamError` lists every problem, one line each."""
+    path = Path(path)
+    if not isinstance(raw, dict):
+        raise ParamError(f"{path}: expected a mapping of parameter groups")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamError("\n".join(_messages(err, path))) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ParamError(f"{path}: not found; run the stage from the repository root") from None
     except yaml.YAMLError as err:
         raise ParamError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(params, dict):
-        raise ParamError(f"{path}: expected a mapping of parameter groups")
-    validate(params)
-    return params
+    return parse_params(raw, path)
 
 
 def lookup(params: Mapping[str, Any], dotted: str) -> Any:
-    """The value at ``dotted`` (``"danet.epochs"``) in nested params; ``KeyError(dotted)`` if any part is missing."""
+    """The value at ``dotted`` (``"separator.epochs"``) in nested params; ``KeyError(dotted)`` if any part is missing."""
     node: Any = params
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             raise KeyError(dotted)
         node = node[part]
     return node
-
-
-def _require(params: dict[str, Any], dotted: str) -> Any:
-    try:
-        return lookup(params, dotted)
-    except KeyError:
-        raise ParamError(f"params.yaml: missing '{dotted}'") from None
-
-
-def _choice(params: dict[str, Any], dotted: str, allowed: tuple[Any, ...]) -> None:
-    value = _require(params, dotted)
-    if value not in allowed:
-        choices = ", ".join(repr(a) for a in allowed)
-        raise ParamError(f"params.yaml: {dotted}={value!r} is not allowed; use one of {choices}")
-
-
-def _positive(params: dict[str, Any], dotted: str, integer: bool = False) -> None:
-    value = _require(params, dotted)
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        what = "a positive integer" if integer else "a positive number"
-        raise ParamError(f"params.yaml: {dotted}={value!r} must be {what}")
-
-
-def parse_snr(value: Any) -> None | float | tuple[float, float]:
-    """``mix.snr_db``: a number, a ``[lo, hi]`` range, or ``null`` (native levels)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        and value[0] <= value[1]
-    ):
-        return float(value[0]), float(value[1])
-    raise ParamError(f"params.yaml: mix.snr_db={value!r} must be a number, a [lo, hi] range with lo <= hi, or null")
-
-
-def _seed(params: dict[str, Any], dotted: str) -> None:
-    value = _require(params, dotted)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ParamError(f"params.yaml: {dotted}={value!r} must be a non-negative integer")
-
-
-def validate(params: dict[str, Any]) -> None:
-    """Raise :class:`ParamError` for the first invalid value found."""
-    noises = _require(params, "noises")
-    if isinstance(noises, bool) or noises not in (1, 2):
-        raise ParamError(
-            f"params.yaml: noises={noises!r} is not supported; use 1 or 2 (e.g. `dvc exp run -S noises=2`)"
-        )
-    for group in ("data", "split", "mix", "stft", "danet", "separate", "music2vec", "score", "sweep"):
-        if not isinstance(_require(params, group), dict):
-            raise ParamError(f"params.yaml: '{group}' must be a group of parameters (see the repository's params.yaml)")
-    _choice(params, "data.profile", ("sample", "local", "full"))
-    _choice(params, "data.on_bad_file", ("error", "skip"))
-    _positive(params, "data.sample_rate", integer=True)
-    _positive(params, "data.min_music_seconds")
-    _positive(params, "data.min_noise_seconds")
-    _choice(params, "split.music_method", ("auto", "stratified", "gtzan_seed", "gtzan_filtered"))
-    _choice(params, "split.noise_method", ("auto", "stratified", "esc50_original", "folds"))
-    fraction = _require(params, "split.test_fraction")
-    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ParamError(f"params.yaml: split.test_fraction={fraction!r} must be between 0 and 1")
-    _positive(params, "split.min_clips_per_genre", integer=True)
-    _seed(params, "split.seed")
-    _seed(params, "mix.seed")
-    parse_snr(_require(params, "mix.snr_db"))
-    _positive(params, "mix.test_mixtures_per_clip", integer=True)
-    if _require(params, "mix.test_segment_seconds") is not None:
-        _positive(params, "mix.test_segment_seconds")
-    _positive(params, "sweep.mixtures_per_clip", integer=True)
-    dirs = _require(params, "data.separation_music_dirs")
-    if not isinstance(dirs, list) or not all(isinstance(d, str) and d for d in dirs):
-        raise ParamError(f"params.yaml: data.separation_music_dirs={dirs!r} must be a list of folders, e.g. [data/extra-music] or []")
-    for key in ("sample_rate", "n_fft", "hop", "chunk_frames", "shard_chunks"):
-        _positive(params, f"stft.{key}", integer=True)
-    _choice(params, "stft.window", ("sqrt_hann", "hann"))
-    if params["stft"]["hop"] > params["stft"]["n_fft"]:
-        raise ParamError("params.yaml: stft.hop must not exceed stft.n_fft")
-    snrs = _require(params, "sweep.snr_db")
-    if (
-        not isinstance(snrs, list)
-        or not snrs
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in snrs)
-        or len(set(snrs)) != len(snrs)
-    ):
-        raise ParamError(f"params.yaml: sweep.snr_db={snrs!r} must be a non-empty list of distinct numbers (dB), e.g. [-5, 0, 5, 10]")
-    if not isinstance(_require(params, "score.full_band"), bool):
-        raise ParamError("params.yaml: score.full_band must be true or false")
-    if not isinstance(_require(params, "separate.resolve_order"), bool):
-        raise ParamError("params.yaml: separate.resolve_order must be true or false")

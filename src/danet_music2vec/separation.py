@@ -1,4 +1,4 @@
-"""Whole-track separation with a trained DANet: overlapping chunks, mask overlap-add, attractor policy.
+"""Whole-track separation with a trained separator: overlapping chunks, mask overlap-add, attractor policy.
 
 A track is resampled to the STFT rate and transformed; its spectrogram is cut into
 chunks of ``chunk_frames`` frames (what the network was trained on) that overlap by
@@ -7,11 +7,10 @@ with a Hann weight per frame (normalised by the summed weights), so neighbouring
 cross-fade and there is no seam at chunk borders. The music mask is applied to the
 mixture STFT and inverted.
 
-Masks (``masks``): ``"head"`` uses the model's mask-inference head (objectives
-``chimera`` and ``mask``): the music mask comes straight from the network, nothing is
-clustered, and music is always channel 0. ``"attractors"`` uses DANet's attractors:
-
-Attractor policy (``attractor``, with ``masks="attractors"``):
+Masks: the architecture decides. The mask network and Chimera++ (``mask``, ``chimera``)
+use their mask-inference head: the music mask comes straight from the network, nothing
+is clustered, and music is always channel 0. The paper's DANet (``danet``) uses its
+attractors, formed as ``attractor`` says:
 
 - ``"kmeans"`` (the paper's inference): k-means over the active bins' embeddings.
   With ``kmeans_scope="track"`` (default, as the paper clusters a whole utterance) one
@@ -28,7 +27,7 @@ Attractor policy (``attractor``, with ``masks="attractors"``):
   (measured: +0.7 dB GNSDR on the sample), and swaps become rare. ``resolve_order=False``
   reproduces the original work: cluster 0 is taken as music, whatever it holds.
 - ``"fixed"``: the mean training attractors themselves (no clustering, no permutation).
-- ``"anchored"``: for a model trained with ``danet.attractor: anchored``: each chunk's
+- ``"anchored"``: for a model trained with ``separator.danet.attractor: anchored``: each chunk's
   attractors come from the model's trained anchors (as in training; already ordered).
 
 ``mask_floor`` keeps at least that share of the mixture in the music estimate (the
@@ -48,7 +47,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -56,19 +55,16 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from danet_music2vec.audio import resample
-from danet_music2vec.danet_training import load_checkpoint, model_from_checkpoint
-from danet_music2vec.devices import resolve_device
-from danet_music2vec.errors import CheckpointError
-from danet_music2vec.dsp import StftConfig, istft, stft
-from danet_music2vec.models.danet import DANet, kmeans
-from danet_music2vec.params import ParamError
+from torch import nn
 
-MASK_SOURCES = ("head", "attractors")
-ATTRACTORS = ("kmeans", "fixed", "anchored")
-KMEANS_SCOPES = ("track", "chunk")
-OUTPUT_RATES = ("stft", "full")
-KMEANS_INITS = ("train", "farthest")
+from danet_music2vec import checkpoints
+from danet_music2vec.audio import resample
+from danet_music2vec.devices import resolve_device
+from danet_music2vec.dsp import StftConfig, istft, stft
+from danet_music2vec.errors import CheckpointError
+from danet_music2vec.models.danet import kmeans
+from danet_music2vec.params import SeparateParams
+
 # Track-level k-means is fitted on at most this many active bins (spread evenly over the
 # track): enough for two centres in 20 dimensions, bounded in time and memory.
 MAX_KMEANS_POINTS = 200_000
@@ -120,108 +116,61 @@ def resolve_order(centres: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 
 
 class Separator:
-    """A trained DANet plus the STFT and the inference policy; ``separate(wave, rate) -> (music, noise)``."""
+    """A trained separator network plus the STFT and the inference settings; ``separate(wave, rate) -> (music, noise)``.
+
+    The constructor takes typed, already-validated settings (:class:`~danet_music2vec.params.SeparateParams`).
+    :meth:`load` reads a separator file (``models/separator.pt``), which carries the
+    settings the pipeline scored it with, so every user of that file separates alike.
+    """
 
     def __init__(
         self,
-        model: DANet,
+        model: nn.Module,
         cfg: StftConfig,
         train_attractors: torch.Tensor | np.ndarray | Sequence[Sequence[float]],
-        attractor: str = "kmeans",
-        overlap: float = 0.5,
-        device: str = "auto",
-        batch_size: int = 16,
-        kmeans_scope: str = "track",
-        output_rate: str = "stft",
-        kmeans_init: str = "train",
-        resolve_order: bool = True,
-        mask_floor: float = 0.0,
-        masks: str | None = None,
+        settings: SeparateParams,
     ) -> None:
-        if masks is None:  # what the model was trained for: its head if it has one
-            masks = "head" if getattr(model, "has_mask_head", False) else "attractors"
-        if masks not in MASK_SOURCES:
-            raise ParamError(f"params.yaml: separate.masks={masks!r} is not allowed; use one of {', '.join(MASK_SOURCES)}")
-        if masks == "head" and not getattr(model, "has_mask_head", False):
-            raise ParamError(
-                "params.yaml: separate.masks=head needs a model with a mask head (danet.objective: chimera or mask); "
-                "this one was trained with danet.objective: attractor: set separate.masks: attractors"
-            )
-        if masks == "attractors" and not getattr(model, "has_embedding", True):
-            raise ParamError(
-                "params.yaml: separate.masks=attractors needs DANet embeddings; this model was trained with "
-                "danet.objective: mask: set separate.masks: head"
-            )
-        if attractor not in ATTRACTORS:
-            raise ParamError(f"params.yaml: separate.attractor={attractor!r} is not allowed; use one of {', '.join(ATTRACTORS)}")
-        if kmeans_scope not in KMEANS_SCOPES:
-            raise ParamError(
-                f"params.yaml: separate.kmeans_scope={kmeans_scope!r} is not allowed; use one of {', '.join(KMEANS_SCOPES)}"
-            )
-        if output_rate not in OUTPUT_RATES:
-            raise ParamError(
-                f"params.yaml: separate.output_rate={output_rate!r} is not allowed; use one of {', '.join(OUTPUT_RATES)}"
-            )
-        if kmeans_init not in KMEANS_INITS:
-            raise ParamError(
-                f"params.yaml: separate.kmeans_init={kmeans_init!r} is not allowed; use one of {', '.join(KMEANS_INITS)}"
-            )
-        if not 0.0 <= mask_floor < 1.0:
-            raise ParamError(f"params.yaml: separate.mask_floor={mask_floor!r} must be in [0, 1)")
-        if not 0.0 <= overlap < 1.0:
-            raise ParamError(f"params.yaml: separate.overlap={overlap!r} must be in [0, 1)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ParamError(f"params.yaml: separate.batch_size={batch_size!r} must be a positive integer")
-        self.device = resolve_device(device, key="separate.device")
+        self.settings = settings
+        self.device = resolve_device(settings.device)
         self.model = model.to(self.device).eval()
         self.cfg = cfg
+        # The architecture decides the masks: DANet's attractors, or the mask head of the others.
+        self.mask_source = "attractors" if model.architecture == "danet" else "head"
+        danet = settings.danet
         self.train_attractors = torch.as_tensor(np.asarray(train_attractors, dtype=np.float32)).to(self.device)
-        n_sources = getattr(model, "n_sources", 2)
-        if self.train_attractors.dim() != 2 or self.train_attractors.shape[0] != n_sources:
+        if self.mask_source == "attractors" and (self.train_attractors.dim() != 2 or self.train_attractors.shape[0] != model.n_sources):
             raise ValueError(
-                f"train_attractors must be shaped ({n_sources}, embedding_dim), got {tuple(self.train_attractors.shape)}"
+                f"train_attractors must be shaped ({model.n_sources}, embedding_dim), got {tuple(self.train_attractors.shape)}"
             )
-        self.mask_source, self.attractor, self.overlap, self.batch_size = masks, attractor, overlap, batch_size
-        self.kmeans_scope, self.output_rate = kmeans_scope, output_rate
-        self.kmeans_init, self.resolve_order, self.mask_floor = kmeans_init, resolve_order, mask_floor
+        self.attractor, self.overlap, self.batch_size = danet.attractor, settings.overlap, settings.batch_size
+        self.kmeans_scope, self.output_rate = danet.kmeans_scope, settings.output_rate
+        self.kmeans_init, self.resolve_order, self.mask_floor = danet.kmeans_init, danet.resolve_order, settings.mask_floor
         self.swaps = 0  # decisions where k-means' cluster order had to be swapped
         self.decisions = 0  # k-means order decisions taken (tracks or chunks)
         self.last_swaps = 0  # swaps in the most recent separate() call
         self.last_decisions = 0
 
     @classmethod
-    def from_params(cls, path: str | os.PathLike[str], separate: Mapping[str, Any]) -> "Separator":
-        """:meth:`from_checkpoint` with the ``separate`` group of params.yaml."""
-        return cls.from_checkpoint(
-            path,
-            attractor=separate["attractor"],
-            overlap=float(separate["overlap"]),
-            device=separate["device"],
-            batch_size=separate["batch_size"],
-            kmeans_scope=separate["kmeans_scope"],
-            output_rate=separate["output_rate"],
-            kmeans_init=separate["kmeans_init"],
-            resolve_order=bool(separate["resolve_order"]),
-            mask_floor=float(separate["mask_floor"]),
-            masks=separate["masks"],
-        )
+    def from_network(cls, state: dict[str, Any], settings: SeparateParams) -> "Separator":
+        """A separator of a loaded separator checkpoint with ``settings``."""
+        return cls(checkpoints.network(state), StftConfig(**state["stft"]), state["train_attractors"], settings)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Separator":
-        """Load ``models/danet.pt`` (written by training); ``kwargs`` as for the constructor."""
-        state = load_checkpoint(path)
-        if not state.get("complete", False):
+    def load(cls, path: str | os.PathLike[str], **overrides: Any) -> "Separator":
+        """Load a separator file: its weights and the inference settings it was scored with.
+
+        ``overrides`` replace some of those settings (e.g. ``device="cpu"``, ``output_rate="stft"``).
+        """
+        state = checkpoints.load(path, "separator")
+        if "inference" not in state:
             raise CheckpointError(
-                f"{path}: training stopped after epoch {state['epoch']} of {state['params']['epochs']}; "
-                "rerun `dvc repro train_danet` to finish it"
+                f"{path}: a trained network without inference settings; use the separator that "
+                "`dvc repro separate` writes (models/separator.pt)"
             )
-        if kwargs.get("masks") != "head" and kwargs.get("attractor") == "anchored" \
-                and state["params"].get("attractor") != "anchored":
-            raise ParamError(
-                f"params.yaml: separate.attractor=anchored needs a model trained with danet.attractor=anchored; "
-                f"{path} was trained with danet.attractor={state['params'].get('attractor', 'ideal')}"
-            )
-        return cls(model_from_checkpoint(state), StftConfig(**state["stft"]), state["train_attractors"], **kwargs)
+        settings = SeparateParams.model_validate(state["inference"])
+        if overrides:
+            settings = SeparateParams.model_validate(settings.model_dump() | overrides)
+        return cls.from_network(state, settings)
 
     def output_sample_rate(self, input_rate: int) -> int:
         """The rate of :meth:`separate`'s output for an input at ``input_rate``."""

@@ -20,6 +20,7 @@ import pandas as pd
 from torchaudio.datasets import gtzan
 
 from danet_music2vec.data.sources import SourceError
+from danet_music2vec.params import SplitParams
 
 GTZAN_TEST_SIZE = 50
 ESC50_ORIGINAL_TRAIN_ROWS = 1900
@@ -91,23 +92,23 @@ def drop_small_genres(music: pd.DataFrame, min_clips: int) -> tuple[pd.DataFrame
     return music[~music["label"].isin(dropped)], dropped
 
 
-def split_clips(catalogue: pd.DataFrame, split_params: dict, profile: str) -> tuple[pd.DataFrame, dict]:
+def split_clips(catalogue: pd.DataFrame, split_params: SplitParams, profile: str) -> tuple[pd.DataFrame, dict]:
     """Assign every clip to 'train' or 'test'; returns the split table and facts for the metrics."""
-    music_method = split_params["music_method"]
-    noise_method = split_params["noise_method"]
+    music_method = split_params.music_method
+    noise_method = split_params.noise_method
     if music_method == "auto":
         music_method = "gtzan_seed" if profile == "full" else "stratified"
     if noise_method == "auto":
         noise_method = "esc50_original" if profile == "full" else "stratified"
 
-    music, dropped = drop_small_genres(catalogue[catalogue["kind"] == "music"], split_params["min_clips_per_genre"])
+    music, dropped = drop_small_genres(catalogue[catalogue["kind"] == "music"], split_params.min_clips_per_genre)
     if music["label"].nunique() < 2:
         raise SourceError(
-            f"fewer than 2 genres have at least split.min_clips_per_genre={split_params['min_clips_per_genre']} "
+            f"fewer than 2 genres have at least split.min_clips_per_genre={split_params.min_clips_per_genre} "
             "clips; add music or lower that param"
         )
     noise = catalogue[catalogue["kind"] == "noise"]
-    seed, fraction = split_params["seed"], split_params["test_fraction"]
+    seed, fraction = split_params.seed, split_params.test_fraction
     music_split = {
         "stratified": lambda: stratified_split(music, fraction, seed),
         "gtzan_seed": lambda: gtzan_seed_split(music, seed),
@@ -116,7 +117,7 @@ def split_clips(catalogue: pd.DataFrame, split_params: dict, profile: str) -> tu
     noise_split = {
         "stratified": lambda: stratified_split(noise, fraction, seed),
         "esc50_original": lambda: esc50_original_split(noise),
-        "folds": lambda: fold_split(noise, split_params["noise_test_folds"]),
+        "folds": lambda: fold_split(noise, split_params.noise_test_folds),
     }[noise_method]()
     table = pd.concat([music.assign(split=music_split), noise.assign(split=noise_split)])
     unlisted = int(table["split"].isna().sum())

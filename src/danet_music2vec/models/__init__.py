@@ -1,5 +1,30 @@
-"""Pure ``nn.Module`` models (no file I/O): DANet for separation, music2vec for genre classification."""
+"""Pure ``nn.Module`` models (no file I/O): the separator networks and music2vec.
+
+The separator's ``architecture`` picks its network: ``mask`` the BLSTM mask network,
+``chimera`` DANet with a mask-inference head (Chimera++), ``danet`` the paper's Deep
+Attractor Network. Every network's ``config`` holds its ``architecture`` and constructor
+arguments, so :func:`separator_network` rebuilds it from plain data (checkpoints).
+"""
+
+from typing import Any
+
+from torch import nn
 
 from danet_music2vec.models.danet import DANet, DanetOutput, active_bins, kmeans
+from danet_music2vec.models.mask_network import MaskHead, MaskNetwork
 
-__all__ = ["DANet", "DanetOutput", "active_bins", "kmeans"]
+ARCHITECTURES = ("mask", "chimera", "danet")
+
+
+def separator_network(config: dict[str, Any]) -> nn.Module:
+    """The separator network that ``config`` (a network's ``.config``) describes, freshly initialised."""
+    kwargs = {k: v for k, v in config.items() if k != "architecture"}
+    architecture = config.get("architecture")
+    if architecture == "mask":
+        return MaskNetwork(**kwargs)
+    if architecture in ("chimera", "danet"):
+        return DANet(**kwargs)
+    raise ValueError(f"architecture={architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+
+
+__all__ = ["ARCHITECTURES", "DANet", "DanetOutput", "MaskHead", "MaskNetwork", "active_bins", "kmeans", "separator_network"]

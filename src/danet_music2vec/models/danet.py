@@ -11,7 +11,7 @@ Where the attractors come from (``attractor_source``):
   the bins that the ideal binary mask assigns to each source, ``A = (Y^T V) / sum(Y)``,
   counting only *active* bins, i.e. bins within ``threshold_db`` of the chunk's
   loudest bin. Silent bins have arbitrary embeddings and would drag the attractors.
-- ``"kmeans"`` (inference, and the last ``danet.kmeans_epochs`` training epochs):
+- ``"kmeans"`` (inference, and the last ``kmeans_epochs`` training epochs):
   k-means with ``n_sources`` clusters over the active bins' embeddings. Cluster order is
   arbitrary; whoever uses these masks must resolve which cluster is which source
   (training: permutation-invariant loss; inference: :class:`~danet_music2vec.separation.Separator`).
@@ -24,16 +24,10 @@ Where the attractors come from (``attractor_source``):
 - ``"given"``: attractors passed in by the caller, ``(C, K)`` or ``(B, C, K)``
   (fixed attractors from training, or track-level k-means centres).
 
-Heads (``heads``): ``"embedding"`` is the DANet above; ``"mask"`` adds a mask-inference
-head (:class:`~danet_music2vec.models.heads.MaskHead`) on the same BLSTM, Chimera++ style;
-with both, training weighs the two objectives and inference may use either
-(``attractor_source="head"``); ``("mask",)`` alone is the plain mask-inference network.
-
-Input: the LINEAR magnitude ``|X|`` shaped ``(B, T, F)``. The network's input feature is
-derived from it inside the model so that training and inference cannot disagree:
-``20*log10|X|`` relative to the chunk's loudest bin, floored at ``-floor_db`` and scaled to
-[-1, 1]. This is a per-chunk gain normalisation (a louder or quieter recording gives
-the same features) that needs no data set statistics stored next to the model.
+With ``mask_head=True`` a mask-inference head (:class:`~danet_music2vec.models.mask_network.MaskHead`)
+sits on the same BLSTM, Chimera++ style (architecture ``chimera``): training weighs the
+two objectives and inference uses the head (``attractor_source="head"``). The BLSTM and
+its input features are :class:`~danet_music2vec.models.encoder.BlstmEncoder`'s.
 """
 
 from __future__ import annotations
@@ -44,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from danet_music2vec.models.heads import MaskHead
+from danet_music2vec.models.encoder import BlstmEncoder
+from danet_music2vec.models.mask_network import MaskHead
 
 ATTRACTOR_SOURCES = ("ideal", "kmeans", "anchored", "given", "head")
-HEADS = ("embedding", "mask")
 _TINY = 1e-8
 
 
@@ -135,12 +129,14 @@ def _nearest(points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 class DANet(nn.Module):
-    """BLSTM embeddings + attractors + softmax masks (and an optional mask head). Pure ``nn.Module``: no file I/O.
+    """BLSTM embeddings + attractors + softmax masks (and, for Chimera++, a mask head). Pure ``nn.Module``: no file I/O.
 
     ``forward(mag)`` alone (the head's masks when the model has one, else k-means
     attractors; masks as a tensor) is the signature the MLflow model logs; training
     passes ``attractor_source="ideal"`` and ``return_details=True``.
     """
+
+    has_embedding = True
 
     def __init__(
         self,
@@ -153,15 +149,14 @@ class DANet(nn.Module):
         threshold_db: float | None = 40.0,
         floor_db: float = 80.0,
         kmeans_iters: int = 10,
-        heads: tuple[str, ...] | list[str] = ("embedding",),
+        mask_head: bool = False,
     ) -> None:
         super().__init__()
         if n_sources < 2:
             raise ValueError(f"DANet needs n_sources >= 2, got {n_sources}")
-        heads = tuple(heads)
-        if not heads or any(h not in HEADS for h in heads) or len(set(heads)) != len(heads):
-            raise ValueError(f"DANet heads={heads!r}: give one or both of {', '.join(HEADS)}")
+        self.architecture = "chimera" if mask_head else "danet"
         self.config: dict[str, Any] = {
+            "architecture": self.architecture,
             "n_freq": n_freq,
             "hidden": hidden,
             "layers": layers,
@@ -171,49 +166,30 @@ class DANet(nn.Module):
             "threshold_db": threshold_db,
             "floor_db": floor_db,
             "kmeans_iters": kmeans_iters,
-            "heads": list(heads),
+            "mask_head": mask_head,
         }
         self.n_freq, self.embedding_dim, self.n_sources = n_freq, embedding_dim, n_sources
-        self.threshold_db, self.floor_db, self.kmeans_iters = threshold_db, floor_db, kmeans_iters
-        self.has_embedding, self.has_mask_head = "embedding" in heads, "mask" in heads
-        self.blstm = nn.LSTM(
-            n_freq, hidden, num_layers=layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0.0
-        )
+        self.threshold_db, self.kmeans_iters = threshold_db, kmeans_iters
+        self.has_mask_head = mask_head
+        self.encoder = BlstmEncoder(n_freq, hidden, layers, dropout, floor_db)
         # tanh on the embedding layer as in the official code: bounded embeddings keep
         # the softmax over V.A from saturating early in training.
-        if self.has_embedding:
-            self.embed_layer = nn.Linear(2 * hidden, n_freq * embedding_dim)
-            # Used only by attractor_source="anchored"; present with every embedding head so checkpoints have the same keys.
-            self.anchors = nn.Parameter(torch.randn(n_sources, embedding_dim, generator=torch.Generator().manual_seed(0)))
-        self.mask_head = MaskHead(2 * hidden, n_freq, n_sources) if self.has_mask_head else None
-
-    def features(self, mag: torch.Tensor) -> torch.Tensor:
-        """Network input: chunk-max-relative dB, floored at ``-floor_db``, scaled to [-1, 1]."""
-        db = 20.0 * torch.log10(mag.clamp_min(_TINY))
-        peak = db.amax(dim=(1, 2), keepdim=True)
-        rel = (db - peak).clamp_min(-self.floor_db)
-        return rel / (self.floor_db / 2.0) + 1.0
-
-    def encode(self, mag: torch.Tensor) -> torch.Tensor:
-        """``(B, T, F)`` magnitude -> BLSTM features ``(B, T, 2 * hidden)`` (shared by both heads)."""
-        if mag.dim() != 3 or mag.shape[-1] != self.n_freq:
-            raise ValueError(f"DANet expects magnitudes shaped (batch, frames, {self.n_freq}), got {tuple(mag.shape)}")
-        out, _ = self.blstm(self.features(mag))
-        return out
+        self.embed_layer = nn.Linear(self.encoder.out_features, n_freq * embedding_dim)
+        # Used only by attractor_source="anchored"; present in every DANet so checkpoints have the same keys.
+        self.anchors = nn.Parameter(torch.randn(n_sources, embedding_dim, generator=torch.Generator().manual_seed(0)))
+        self.mask_head = MaskHead(self.encoder.out_features, n_freq, n_sources) if mask_head else None
 
     def embed(self, mag: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, T, F)`` magnitude (or its :meth:`encode` output) -> embeddings ``(B, T*F, K)``."""
-        if not self.has_embedding:
-            raise ValueError("this model has no embedding head (trained with danet.objective: mask); use its mask head")
-        out = self.encode(mag) if encoded is None else encoded
+        """``(B, T, F)`` magnitude (or its encoder output) -> embeddings ``(B, T*F, K)``."""
+        out = self.encoder(mag) if encoded is None else encoded
         v = torch.tanh(self.embed_layer(out))  # (B, T, F*K)
         return v.reshape(mag.shape[0], -1, self.embedding_dim)
 
     def head_masks(self, mag: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
         """Masks ``(B, T, F, C)`` of the mask-inference head."""
         if self.mask_head is None:
-            raise ValueError("this model has no mask head (trained with danet.objective: attractor); use attractors")
-        return self.mask_head(self.encode(mag) if encoded is None else encoded)
+            raise ValueError("this DANet has no mask head (architecture danet); use its attractors")
+        return self.mask_head(self.encoder(mag) if encoded is None else encoded)
 
     def active(self, mag: torch.Tensor) -> torch.Tensor:
         """``(B, T*F)`` 0/1 weights of the bins above the energy threshold."""
@@ -267,7 +243,7 @@ class DANet(nn.Module):
         """
         if attractor_source is None:
             attractor_source = "head" if self.has_mask_head else "kmeans"
-        encoded = self.encode(mag)
+        encoded = self.encoder(mag)
         active = self.active(mag)
         head = self.mask_head(encoded) if self.mask_head is not None else None
         if attractor_source == "head":

@@ -1,15 +1,16 @@
-"""train_danet: train the separator on mixtures drawn afresh from the source STFTs in data/features (models/danet.pt).
+"""train_separator: train the separator on mixtures drawn afresh from the source STFTs in data/features.
 
-The exported model holds the weights of the epoch with the best validation SI-SDR
-(held-out training tracks); plots/danet_loss.csv has the loss and validation curves.
+Writes models/separator_network.pt: the network of `separator.architecture` with the
+weights of the epoch with the best validation SI-SDR (held-out training tracks);
+plots/separator_loss.csv has the loss and validation curves. The `separate` stage adds
+the inference settings and writes models/separator.pt.
 
-Resume: the per-epoch checkpoint lives in checkpoints/danet.pt, outside DVC's outs
+Resume: the per-epoch checkpoint lives in checkpoints/separator.pt, outside DVC's outs
 (DVC deletes outs before rerunning a stage); a killed run, rerun with the same params
-and features, continues at the next epoch. models/danet.pt is the finished model
-without optimizer state.
+and features, continues at the next epoch.
 
-Data-parallel: `danet.nproc: N` (N > 1) reruns this script under
-`torchrun --standalone --nproc_per_node=N`; `torchrun ... stages/train_danet.py` may also be
+Data-parallel: `separator.nproc: N` (N > 1) reruns this script under
+`torchrun --standalone --nproc_per_node=N`; `torchrun ... stages/train_separator.py` may also be
 typed directly (its process count wins). Rank 0 alone logs to MLflow and writes outputs.
 """
 
@@ -18,19 +19,19 @@ import time
 import numpy as np
 import pandas as pd
 
-from danet_music2vec import distributed, stage
+from danet_music2vec import checkpoints, distributed, stage
 from danet_music2vec.atomic import write_csv, write_json
-from danet_music2vec.danet_training import DanetTrainConfig, EpochStats, export_model, train_danet
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.errors import StaleDataError
 from danet_music2vec.evaluation import json_safe
 from danet_music2vec.features import FeatureStore
-from danet_music2vec.params import load_params
+from danet_music2vec.params import Params, load_params
+from danet_music2vec.separator_training import EpochStats, train_separator
 from danet_music2vec.tracking import stage_run
 
-CHECKPOINT = "checkpoints/danet.pt"
-MODEL = "models/danet.pt"
-LOSS_PLOT = "plots/danet_loss.csv"
+CHECKPOINT = "checkpoints/separator.pt"
+MODEL = "models/separator_network.pt"
+LOSS_PLOT = "plots/separator_loss.csv"
 
 
 def epoch_metrics(stats: EpochStats) -> dict[str, float]:
@@ -39,32 +40,32 @@ def epoch_metrics(stats: EpochStats) -> dict[str, float]:
     return {k: v for k, v in values.items() if v == v}  # NaN: no validation data
 
 
-def load_store(params: dict) -> FeatureStore:
+def load_store(params: Params) -> FeatureStore:
     store = FeatureStore("data/features")
-    if store.config != StftConfig.from_params(params["stft"]):
+    if store.config != StftConfig.from_params(params.stft):
         raise StaleDataError("data/features was computed with other stft params than params.yaml; run `dvc repro features`")
     return store
 
 
 def main() -> None:
     params = load_params()
-    cfg = DanetTrainConfig.from_params(params["danet"], noises=params["noises"])
+    cfg = params.separator
     distributed.relaunch(__file__, cfg.nproc)
     start = time.perf_counter()
-    with distributed.join(cfg.device, "danet.device") as world:
+    with distributed.join(cfg.device) as world:
         if not world.is_main:  # trains its share of every batch; rank 0 records and writes
-            train_danet(load_store(params), cfg, CHECKPOINT, world=world)
+            train_separator(load_store(params), cfg, CHECKPOINT, params.noises, world=world, progress=False)
             return
-        with stage_run("train_danet", params, groups=("danet", "stft")) as run:
+        with stage_run("train_separator", params.used(), groups=("separator", "stft")) as run:
             store = load_store(params)
 
             def on_epoch(stats: EpochStats) -> None:
                 run.log_metrics(epoch_metrics(stats), step=stats.epoch)
 
-            result = train_danet(store, cfg, CHECKPOINT, on_epoch=on_epoch, world=world)
+            result = train_separator(store, cfg, CHECKPOINT, params.noises, on_epoch=on_epoch, world=world)
             for stats in result.history[: result.start_epoch - 1]:
                 run.log_metrics(epoch_metrics(stats), step=stats.epoch)  # epochs of an earlier, interrupted run
-            export_model(CHECKPOINT, MODEL)
+            checkpoints.export(CHECKPOINT, MODEL, "separator")
             write_csv(LOSS_PLOT, pd.DataFrame([{"epoch": h.epoch, "loss": h.loss, "val_loss": h.val_loss,
                                                 "val_si_sdr": h.val_si_sdr} for h in result.history]))  # fmt: skip
             best = result.history[result.best_epoch - 1]
@@ -84,9 +85,9 @@ def main() -> None:
             run.log_metrics(metrics)
             run.log_artifact(LOSS_PLOT)
             example = np.abs(np.random.default_rng(0).standard_normal((1, store.config.chunk_frames, store.config.n_freq)))
-            run.log_model(result.model, name="danet", input_example=example.astype(np.float32))
-            write_json("metrics/train_danet.json", json_safe(metrics) | {"device": result.device})
+            run.log_model(result.model, name="separator", input_example=example.astype(np.float32))
+            write_json("metrics/train_separator.json", json_safe(metrics) | {"architecture": cfg.architecture, "device": result.device})
 
 
 if __name__ == "__main__":
-    stage.run(main, "train_danet")
+    stage.run(main, "train_separator")
