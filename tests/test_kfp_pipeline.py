@@ -28,9 +28,10 @@ RUNNER = ["python", "-m", "danet_music2vec.kfp_pipeline.runner"]
 
 
 def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf by dotted key; an empty group (``separator.mask: {}``) is a leaf a stage may declare."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             out |= leaves(value, f"{prefix}{key}.")
         else:
             out[f"{prefix}{key}"] = value
@@ -123,7 +124,7 @@ def test_noises_reaches_mix_and_not_the_music2vec_training(spec: dict[str, Any])
     tasks = tasks_by_stage(spec)
     assert tasks["mix"]["inputs"]["parameters"]["noises"] == {"componentInputParameter": "noises"}
     assert "noises" not in tasks["train_music2vec"]["inputs"]["parameters"]
-    assert tasks["train_danet"]["inputs"]["artifacts"]["data_features"]["taskOutputArtifact"] == {
+    assert tasks["train_separator"]["inputs"]["artifacts"]["data_features"]["taskOutputArtifact"] == {
         "outputArtifactKey": "data_features", "producerTask": "features"
     }  # fmt: skip
 

@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from danet_music2vec.params import ParamError, load_params, parse_snr, validate
+from danet_music2vec.params import RENAMED, ParamError, load_params, parse_params
 from tests.conftest import REPO
 
 
@@ -13,44 +13,99 @@ def params():
 
 
 def test_repository_params_are_valid():
-    assert load_params(REPO / "params.yaml")["noises"] in (1, 2)
+    params = load_params(REPO / "params.yaml")
+    assert params.noises in (1, 2)
+    assert params.separator.architecture in ("mask", "chimera", "danet")
 
 
 @pytest.mark.parametrize("noises", [0, 3, "2", True, None])
 def test_bad_noises_is_a_clear_error(params, noises):
     params["noises"] = noises
-    with pytest.raises(ParamError, match="noises=.*use 1 or 2"):
-        validate(params)
+    with pytest.raises(ParamError, match="noises="):
+        parse_params(params)
+
+
+def test_unsupported_noises_names_the_fix(params):
+    params["noises"] = 3
+    with pytest.raises(ParamError, match=r"noises=3: is not supported; use 1 or 2"):
+        parse_params(params)
 
 
 @pytest.mark.parametrize(
     "key,value,message",
     [
-        (("data", "profile"), "cloud", "data.profile"),
-        (("split", "test_fraction"), 1.5, "split.test_fraction"),
-        (("mix", "snr_db"), [5, -5], "mix.snr_db"),
-        (("stft", "hop"), 0, "stft.hop"),
+        (("data", "profile"), "cloud", "data.profile='cloud'"),
+        (("split", "test_fraction"), 1.5, "split.test_fraction=1.5"),
+        (("mix", "snr_db"), [5, -5], r"mix.snr_db=\[5, -5\]: must be \[lo, hi\] with lo <= hi"),
+        (("stft", "hop"), 0, "stft.hop=0"),
+        (("separator", "architecture"), "unet", "separator.architecture='unet'"),
+        (("separator", "epochs"), 2.5, "separator.epochs=2.5"),
+        (("separate", "overlap"), 1.0, "separate.overlap=1.0"),
+        (("score", "full_band"), "yes", "score.full_band='yes'"),
+        (("sweep", "snr_db"), [0, 0], "sweep.snr_db=.*distinct"),
     ],
 )
 def test_bad_values_name_the_key(params, key, value, message):
     bad = copy.deepcopy(params)
     bad[key[0]][key[1]] = value
     with pytest.raises(ParamError, match=message):
-        validate(bad)
+        parse_params(bad)
 
 
-def test_missing_key_is_named(params):
+def test_missing_key_is_an_error_not_a_default(params):
+    del params["separator"]["loss"]
+    with pytest.raises(ParamError, match="missing key 'separator.loss'"):
+        parse_params(params)
+
+
+def test_unknown_key_is_named(params):
+    params["separator"]["hiden"] = 300
+    with pytest.raises(ParamError, match="unknown key 'separator.hiden'"):
+        parse_params(params)
+
+
+def test_every_problem_is_one_line(params):
     del params["mix"]["seed"]
-    with pytest.raises(ParamError, match="missing 'mix.seed'"):
-        validate(params)
+    params["stft"]["hop"] = 0
+    with pytest.raises(ParamError) as err:
+        parse_params(params)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2 and all(line.startswith("params.yaml: ") for line in lines)
 
 
-def test_snr_forms():
-    assert parse_snr(None) is None
-    assert parse_snr(0) == 0.0
-    assert parse_snr([-5, 5]) == (-5.0, 5.0)
-    with pytest.raises(ParamError):
-        parse_snr("loud")
+def test_old_names_name_the_new_ones(params):
+    params["danet"] = {"epochs": 5, "objective": "mask"}
+    params["separate"]["masks"] = "head"
+    with pytest.raises(ParamError) as err:
+        parse_params(params)
+    message = str(err.value)
+    assert "'danet.epochs' was renamed to 'separator.epochs'" in message
+    assert "'danet.objective' was renamed to 'separator.architecture'" in message
+    assert "'separate.masks' was removed" in message
+
+
+def test_renamed_keys_exist_in_the_schema(params):
+    parsed = parse_params(params).model_dump()
+    for new in filter(None, RENAMED.values()):
+        node = parsed
+        for part in new.split("."):
+            assert part in node, new
+            node = node[part]
+
+
+def test_cross_group_rule(params):
+    params["separator"]["architecture"] = "danet"
+    params["separate"]["danet"]["attractor"] = "anchored"
+    with pytest.raises(ParamError, match="anchored"):
+        parse_params(params)
+
+
+def test_used_keeps_only_the_architecture_in_use(params):
+    parsed = parse_params(params)
+    used = parsed.separator.used()
+    assert parsed.separator.architecture == "mask"
+    assert "mask" in used and "danet" not in used and "chimera" not in used
+    assert "danet" not in parsed.used()["separate"]
 
 
 def test_unreadable_params_file(tmp_path):

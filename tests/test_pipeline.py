@@ -15,10 +15,10 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO
 
 DATA_STAGES = ["download", "split", "mix", "features"]
-ALL_STAGES = DATA_STAGES + ["train_danet", "train_music2vec", "separate", "classify", "score", "sweep"]
+ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "classify", "score", "sweep"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
-    "danet": {"hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
+    "separator": {"hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
     "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
     "score": {"bootstrap_n": 50},
     "sweep": {"snr_db": [-5, 0]},
@@ -232,21 +232,21 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
 def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(repo):
     # Both trainers data-parallel: each stage reruns itself under torchrun with 2 CPU processes.
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["danet"]["nproc"] = params["music2vec"]["nproc"] = 2
+    params["separator"]["nproc"] = params["music2vec"]["nproc"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(sh(["dvc", "repro"], repo)) == set(ALL_STAGES)
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
     # "cache music2vec": nothing train_music2vec depends on changes with `noises`
-    assert ran(exp) == {"mix", "train_danet", "separate", "classify", "score", "sweep"}
+    assert ran(exp) == {"mix", "train_separator", "separate", "classify", "score", "sweep"}
 
     import json
 
     score = json.loads((repo / "metrics" / "score.json").read_text())
-    for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.baseline.gnsdr", "separation.full_band.gnsdr",
+    for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.spectral_gate.gnsdr", "separation.full_band.gnsdr",
                 "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1"):  # fmt: skip
         assert isinstance(score[key], float), key
-    assert score["separation.oracle_irm.gnsdr"] > score["separation.baseline.gnsdr"]
+    assert score["separation.oracle_irm.gnsdr"] > score["separation.spectral_gate.gnsdr"]
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("danet-music2vec").experiment_id])
@@ -257,12 +257,23 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
         assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
         assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1"} <= set(parent.data.metrics)
 
-    for stage in ("train_danet", "train_music2vec"):  # rank 0 alone records
+    for stage in ("train_separator", "train_music2vec"):  # rank 0 alone records
         assert json.loads((repo / "metrics" / f"{stage}.json").read_text())["processes"] == 2
-        assert sum(r.data.tags.get("stage") == stage for r in runs) == (2 if stage == "train_danet" else 1)
+        assert sum(r.data.tags.get("stage") == stage for r in runs) == (2 if stage == "train_separator" else 1)
 
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     assert "two-noises" in json.dumps(shown)
+
+    # Going back is free: params set back to a combination that ran restore its outputs from DVC's run cache.
+    back = sh(["dvc", "exp", "run", "-S", "noises=1", "-n", "one-noise-again"], repo)
+    assert "train_separator" not in ran(back) and "train_music2vec" not in ran(back)
+    assert "up to date" in sh(["dvc", "status"], repo).lower()
+    # A key of an architecture not in use is no dependency: editing it reruns nothing.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["separator"]["danet"]["embedding_dim"] += 1
+    params["separate"]["danet"]["kmeans_scope"] = "chunk"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "up to date" in sh(["dvc", "status"], repo).lower()
 
 
 def test_unreachable_tracking_server_stops_the_stage_before_it_touches_outputs(repo):

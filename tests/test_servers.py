@@ -16,12 +16,12 @@ def test_stage_logs_params_metrics_plot_and_model_through_the_server(on_team_sta
     monkeypatch.chdir(tmp_path)
     plot = tmp_path / "loss.csv"
     plot.write_text("epoch,loss\n1,0.5\n2,0.25\n")
-    params = {"noises": 1, "danet": {"epochs": 2}}
-    with tracking.stage_run("train_danet", params, groups=("danet",)) as run:
+    params = {"noises": 1, "separator": {"epochs": 2}}
+    with tracking.stage_run("train_separator", params, groups=("separator",)) as run:
         run.log_metrics({"loss": 0.25}, step=2)
         run.log_parent_metrics({"separation.gnsdr": 3.5})
         run.log_artifact(plot, "plots")
-        run.log_model(torch.nn.Linear(4, 2), name="danet", input_example=np.zeros((3, 4), np.float32))
+        run.log_model(torch.nn.Linear(4, 2), name="separator", input_example=np.zeros((3, 4), np.float32))
 
     client = MlflowClient(on_team_stack.tracking_uri)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
@@ -30,7 +30,7 @@ def test_stage_logs_params_metrics_plot_and_model_through_the_server(on_team_sta
     parent = next(r for r in runs if r.data.tags["stage_kind"] == "pipeline")
     child = next(r for r in runs if r.data.tags["stage_kind"] == "stage")
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id and child.info.status == "FINISHED"
-    assert child.data.params == {"noises": "1", "danet.epochs": "2"} and child.data.metrics["loss"] == 0.25
+    assert child.data.params == {"noises": "1", "separator.epochs": "2"} and child.data.metrics["loss"] == 0.25
     assert parent.data.metrics["separation.gnsdr"] == 3.5 and parent.data.tags["dvc_exp_name"] == "server-exp"
 
     downloaded = client.download_artifacts(child.info.run_id, "plots/loss.csv", str(tmp_path / "back"))

@@ -126,11 +126,11 @@ import time
 from danet_music2vec import stage, tracking
 
 def main():
-    with tracking.stage_run("train_danet", {"noises": 1}):
+    with tracking.stage_run("train_separator", {"noises": 1}):
         print("started", flush=True)
         time.sleep(120)
 
-stage.run(main, "train_danet")
+stage.run(main, "train_separator")
 """
 
 
@@ -146,7 +146,7 @@ def test_sigterm_marks_the_child_run_failed(store):
     process = start_hanging_stage(store)
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 128 + signal.SIGTERM
-    (child,) = [r for r in runs(store) if r.info.run_name == "train_danet"]
+    (child,) = [r for r in runs(store) if r.info.run_name == "train_separator"]
     assert child.info.status == "FAILED"
 
 
@@ -154,11 +154,11 @@ def test_a_sigkilled_stage_is_marked_failed_by_its_rerun(store):
     process = start_hanging_stage(store)
     process.kill()
     process.wait(60)
-    (killed,) = [r for r in runs(store) if r.info.run_name == "train_danet"]
+    (killed,) = [r for r in runs(store) if r.info.run_name == "train_separator"]
     assert killed.info.status == "RUNNING"  # nothing in the process could run
-    with tracking.stage_run("train_danet", {"noises": 1}):
+    with tracking.stage_run("train_separator", {"noises": 1}):
         pass
-    statuses = {r.info.run_id: r.info.status for r in runs(store) if r.info.run_name == "train_danet"}
+    statuses = {r.info.run_id: r.info.status for r in runs(store) if r.info.run_name == "train_separator"}
     assert statuses.pop(killed.info.run_id) == "FAILED" and list(statuses.values()) == ["FINISHED"]
 
 

@@ -389,16 +389,20 @@ def parse_params(raw: Any, path: str | os.PathLike[str] = "params.yaml") -> Para
         raise ParamError("\n".join(_messages(err, path))) from None
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``."""
+def read_params_yaml(path: str | os.PathLike[str] = "params.yaml") -> Any:
+    """The YAML of ``params.yaml``, unvalidated (for tools that map any params file, such as the KFP compiler)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ParamError(f"{path}: not found; run the stage from the repository root") from None
     except yaml.YAMLError as err:
         raise ParamError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw, path)
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    return parse_params(read_params_yaml(path), path)
 
 
 def lookup(params: Mapping[str, Any], dotted: str) -> Any:

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from danet_music2vec.params import SplitParams
 from danet_music2vec.data.splits import (
     esc50_original_split,
     fold_split,
@@ -71,11 +72,11 @@ def test_split_clips_drops_small_genres_and_reports_them():
              for g, n in (("rock", 6), ("folk", 6), ("jazz", 1)) for i in range(n)]  # fmt: skip
     noise = [{"clip_id": f"noise/{i}", "kind": "noise", "label": f"n{i % 2}", "group": str(i), "fold": 1}
              for i in range(8)]  # fmt: skip
-    params = {"music_method": "auto", "noise_method": "auto", "noise_test_folds": [5], "test_fraction": 0.3,
-              "seed": 1, "min_clips_per_genre": 4}  # fmt: skip
+    params = SplitParams(music_method="auto", noise_method="auto", noise_test_folds=[5], test_fraction=0.3,
+                         seed=1, min_clips_per_genre=4)  # fmt: skip
     table, facts = split_clips(pd.DataFrame(music + noise), params, "sample")
     assert facts["dropped_genres"] == {"jazz": 1}
     assert "jazz" not in set(table["label"])
     assert set(table["split"]) == {"train", "test"}
     with pytest.raises(ValueError, match="fewer than 2 genres"):
-        split_clips(pd.DataFrame(music + noise), params | {"min_clips_per_genre": 7}, "sample")
+        split_clips(pd.DataFrame(music + noise), params.model_copy(update={"min_clips_per_genre": 7}), "sample")

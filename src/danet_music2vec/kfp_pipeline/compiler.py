@@ -34,7 +34,7 @@ from danet_music2vec.kfp_pipeline.dvc_stages import (
     stage_inputs,
     topological_order,
 )
-from danet_music2vec.params import load_params
+from danet_music2vec.params import read_params_yaml
 
 PIPELINE_NAME = "danet-music2vec"
 
@@ -86,7 +86,7 @@ def build_pipeline(
     ``env`` is set in every step, e.g. ``MLFLOW_TRACKING_URI``: without it each step logs to
     an sqlite file inside its own pod, which is gone when the step ends.
     """
-    params = load_params(params_yaml)
+    params = read_params_yaml(params_yaml)
     leaves = param_leaves(params)
     stages = topological_order(load_stages(dvc_yaml, params))
     inputs = stage_inputs(stages)

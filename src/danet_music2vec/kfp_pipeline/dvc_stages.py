@@ -40,7 +40,7 @@ class Stage:
     cmd: str
     deps: tuple[str, ...]
     outs: tuple[str, ...]  # outs, metrics and plots alike: DVC draws edges from all three
-    params: tuple[str, ...]  # as declared: a group (`danet`) or a leaf (`music2vec.seed`)
+    params: tuple[str, ...]  # as declared: a group (`stft`) or a leaf (`music2vec.seed`)
 
 
 def _lookup(params: Mapping[str, Any], dotted: str) -> Any:
@@ -132,8 +132,17 @@ def topological_order(stages: list[Stage]) -> list[Stage]:
 
 
 def param_leaves(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every leaf of params.yaml by dotted key; lists are leaves (``sweep.snr_db``)."""
-    return flatten(params)
+    """Every leaf of params.yaml by dotted key; lists are leaves (``sweep.snr_db``), and so are empty groups
+    (``separator.mask: {}``, which a stage declares through ``separator.${separator.architecture}``)."""
+
+    def empty_groups(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                found |= {f"{prefix}{key}": {}} if not value else empty_groups(value, f"{prefix}{key}.")
+        return found
+
+    return flatten(params) | empty_groups(params, "")
 
 
 def declared_leaves(stage: Stage, leaves: Mapping[str, Any]) -> list[str]:
@@ -145,7 +154,7 @@ def declared_leaves(stage: Stage, leaves: Mapping[str, Any]) -> list[str]:
 
 
 def kfp_name(dotted: str) -> str:
-    """The KFP pipeline-parameter name of a params.yaml key: ``danet.epochs`` -> ``danet__epochs``."""
+    """The KFP pipeline-parameter name of a params.yaml key: ``separator.epochs`` -> ``separator__epochs``."""
     name = dotted.replace(".", KFP_SEPARATOR)
     if KFP_SEPARATOR in dotted or not name.isidentifier():
         raise DvcYamlError(f"params.yaml: key {dotted!r} has no KFP parameter name (need identifier parts, no '__')")

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from danet_music2vec.params import load_params, validate
+from danet_music2vec.params import parse_params
 
 
 def _set(params: dict[str, Any], dotted: str, value: Any) -> None:
@@ -56,10 +56,10 @@ def _copy(source: Path, target: Path) -> None:
 
 def write_params(path: Path, values: Sequence[tuple[str, str]]) -> None:
     """Overwrite ``path``'s leaves with YAML-encoded ``values``; the result is validated before it is written."""
-    params = load_params(path)
+    params = yaml.safe_load(path.read_text())
     for dotted, text in values:
         _set(params, dotted, yaml.safe_load(text))
-    validate(params)
+    parse_params(params, path)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
