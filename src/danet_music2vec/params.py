@@ -88,6 +88,14 @@ def lookup(params: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def yaml_text(value: Any) -> str:
+    """A param value as one line of YAML, as ``dvc exp run -S key=...`` and a KFP pipeline parameter take it.
+
+    ``[-5, 5]``, ``null``, ``[]``, ``sample``: the YAML types survive (``None`` stays null, not the string).
+    """
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+
+
 def _require(params: dict[str, Any], dotted: str) -> Any:
     try:
         return lookup(params, dotted)
