@@ -12,6 +12,7 @@ fallback. Library code takes these typed, already-validated values.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -413,3 +414,12 @@ def lookup(params: Mapping[str, Any], dotted: str) -> Any:
             raise KeyError(dotted)
         node = node[part]
     return node
+
+
+def yaml_text(value: Any) -> str:
+    """A param value as one line of YAML, as ``dvc exp run -S key=...`` and a KFP pipeline parameter take it.
+
+    ``[-5, 5]``, ``null``, ``[]``, ``sample``: the YAML types survive (``None`` stays null, not the string).
+    """
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+

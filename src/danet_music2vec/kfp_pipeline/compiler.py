@@ -14,12 +14,10 @@ task edges, so the pipeline's DAG is DVC's.
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kfp import compiler, dsl
 
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE, IMAGE_WORKDIR
@@ -34,14 +32,9 @@ from danet_music2vec.kfp_pipeline.dvc_stages import (
     stage_inputs,
     topological_order,
 )
-from danet_music2vec.params import read_params_yaml
+from danet_music2vec.params import read_params_yaml, yaml_text
 
 PIPELINE_NAME = "danet-music2vec"
-
-
-def yaml_text(value: Any) -> str:
-    """A param value as the one-line YAML a pipeline parameter carries (``[-5, 5]``, ``null``, ``sample``)."""
-    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
 
 
 def _stage_params(stages: list[Stage], leaves: Mapping[str, Any]) -> dict[str, list[str]]:
