@@ -8,7 +8,7 @@
   stage's inputs, writes ``params.yaml`` and runs the stage's own ``cmd`` unchanged.
 
 Every params.yaml leaf is a string pipeline parameter named with ``__`` for ``.``
-(``danet.epochs`` -> ``danet__epochs``) and holding YAML, as ``dvc exp run -S``
+(``separator.epochs`` -> ``separator__epochs``) and holding YAML, as ``dvc exp run -S``
 takes it: ``noises=2``, ``mix__snr_db=[-5, 5]``, ``danet__grad_clip=null``.
 
 Outputs travel as KFP artifacts, not through a DVC remote. Each DVC out is an output

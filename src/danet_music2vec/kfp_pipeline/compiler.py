@@ -1,7 +1,7 @@
 """Build and compile the Kubeflow pipeline of ``dvc.yaml``'s stages (kfp v2 SDK).
 
-Each stage becomes a container component named after it (KFP turns ``train_danet``
-into the task ``train-danet``; the task's display name stays ``train_danet``). Its
+Each stage becomes a container component named after it (KFP turns ``train_separator``
+into the task ``train-separator``; the task's display name stays ``train_separator``). Its
 inputs are the pipeline parameters of the params its stage declares, plus the few
 leaves no stage declares (``music2vec.device``): every stage still sees them,
 and KFP's cache, like DVC's, re-runs a step only when something it declares
