@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from tests.conftest import repo_params
 from danet_music2vec.audio import AudioError
 from danet_music2vec.data.ingest import catalogue_sources, ingest
 from tests.conftest import write_audio
@@ -8,7 +9,8 @@ import numpy as np
 
 
 def local_params(music_dir, noise_dir):
-    return {"profile": "local", "music_dir": str(music_dir), "noise_dir": str(noise_dir), "noise_csv": None}
+    data = repo_params().data
+    return data.model_copy(update={"profile": "local", "music_dir": str(music_dir), "noise_dir": str(noise_dir), "noise_csv": None})
 
 
 def test_ingest_converts_everything_to_one_rate(tmp_path, make_library):

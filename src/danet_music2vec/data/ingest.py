@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -17,22 +16,21 @@ from danet_music2vec.atomic import atomic_dir
 from danet_music2vec.audio import AudioError, load_audio, save_audio
 from danet_music2vec.checksums import sha256_file
 from danet_music2vec.data.sources import scan_music, scan_noise
+from danet_music2vec.params import DataParams
 
 MANIFEST = "manifest.parquet"
 
 
-def resolve_sources(data: dict[str, Any]) -> tuple[Path, Path, Path | None]:
+def resolve_sources(data: DataParams) -> tuple[Path, Path, Path | None]:
     """``(music_dir, noise_dir, noise_csv)`` for the configured profile (downloads for ``full``)."""
-    profile = data["profile"]
-    if profile == "sample":
-        root = Path(data["sample_dir"])
+    if data.profile == "sample":
+        root = Path(data.sample_dir)
         return root / "music", root / "noise", root / "noise" / "meta.csv"
-    if profile == "local":
-        csv = data.get("noise_csv")
-        return Path(data["music_dir"]), Path(data["noise_dir"]), Path(csv) if csv else None
+    if data.profile == "local":
+        return Path(data.music_dir), Path(data.noise_dir), Path(data.noise_csv) if data.noise_csv else None
     from danet_music2vec.data.download import fetch_esc50, fetch_gtzan
 
-    download_dir = Path(data["download_dir"])
+    download_dir = Path(data.download_dir)
     audio_dir, csv = fetch_esc50(download_dir)
     return fetch_gtzan(download_dir), audio_dir, csv
 
@@ -78,7 +76,7 @@ def ingest(
     return manifest, skipped
 
 
-def catalogue_sources(data: dict[str, Any]) -> pd.DataFrame:
+def catalogue_sources(data: DataParams) -> pd.DataFrame:
     """Music and noise catalogue of the configured profile."""
     music_dir, noise_dir, noise_csv = resolve_sources(data)
     return pd.concat([scan_music(music_dir), scan_noise(noise_dir, noise_csv)], ignore_index=True)
