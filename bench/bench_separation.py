@@ -56,11 +56,12 @@ def measure(fn, wave: np.ndarray, rate: int) -> dict[str, float]:
 
 def main() -> None:
     params = load_params()
-    opts = params["separate"] | {"device": "cpu"}
-    rate = params["data"]["sample_rate"]
+    rate = params.data.sample_rate
     wave = track(rate)
-    separator = Separator.from_params("models/danet.pt", opts)
-    classifier = Classifier.from_checkpoint("models/music2vec.pt", hop_seconds=params["music2vec"]["test_hop_seconds"], device="cpu")
+    # The separator file's own inference settings (what the separate stage scored), on the CPU.
+    separator = Separator.load("models/separator.pt", device="cpu")
+    opts = separator.settings.model_dump(mode="json", exclude_none=True)
+    classifier = Classifier.from_checkpoint("models/music2vec.pt", hop_seconds=params.music2vec.test_hop_seconds, device="cpu")
     separation, classification = [], []
     for threads in (1, 2):
         torch.set_num_threads(threads)

@@ -10,7 +10,8 @@ import torch
 
 from danet_music2vec.classification import Classifier, classify_mixtures, crop_starts
 from danet_music2vec.models.music2vec import Music2Vec
-from danet_music2vec.music2vec_training import Music2VecConfig, save_checkpoint
+from danet_music2vec.errors import CheckpointError
+from tests.factories import music2vec_file, tiny_music2vec_params
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -80,8 +81,8 @@ def test_predict_top_orders_genres(tmp_path: Path) -> None:
 
 def test_from_checkpoint_restores_model_classes_and_crop_geometry(tmp_path: Path) -> None:
     clf = small_classifier()
-    cfg = Music2VecConfig(sample_rate=RATE, crop_seconds=0.5, test_hop_seconds=0.25, channels=(8, 8, 8), lstm_hidden=8)
-    save_checkpoint(tmp_path / "m.pt", clf.model, clf.classes, cfg, epoch=1, history=[])
+    cfg = tiny_music2vec_params(sample_rate=RATE, crop_seconds=0.5, test_hop_seconds=0.25, augment_lowpass_hz=(2000,))
+    music2vec_file(tmp_path / "m.pt", clf.classes, cfg, model=clf.model)
     loaded = Classifier.from_checkpoint(tmp_path / "m.pt")
     assert loaded.classes == ["a", "b", "c"] and loaded.sample_rate == RATE
     assert loaded.crop == 4000 and loaded.hop == 2000
@@ -89,7 +90,7 @@ def test_from_checkpoint_restores_model_classes_and_crop_geometry(tmp_path: Path
     clf.hop = loaded.hop
     wave = noise(1.7, seed=6)
     np.testing.assert_allclose(loaded.predict_proba(wave, RATE), clf.predict_proba(wave, RATE), rtol=1e-6)
-    with pytest.raises(FileNotFoundError, match="nothing.pt not found: run `dvc repro train_music2vec`"):
+    with pytest.raises(CheckpointError, match="nothing.pt: not found; run `dvc repro train_music2vec`"):
         Classifier.from_checkpoint(tmp_path / "nothing.pt")
 
 

@@ -2,41 +2,39 @@
 
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
-from danet_music2vec import cli
+from danet_music2vec import checkpoints, cli
 from danet_music2vec.audio import resample
-from danet_music2vec.music2vec_training import Music2VecConfig, load_clip_set, save_checkpoint, train
+from danet_music2vec.classification import Classifier
+from danet_music2vec.separation import Separator
+from tests.conftest import separate_params
+from tests.factories import music2vec_file, separator_file, tiny_separator_params
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "music"
 ROCK = sorted((SAMPLE / "rock").glob("*.ogg"))
 CLASSICAL = sorted((SAMPLE / "classical").glob("*.ogg"))
+PCM16 = 2 / 32768  # what writing 16-bit audio may change in a sample
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny music2vec trained for one epoch on two real sample clips per genre."""
+    """A real music2vec file (as train_music2vec exports it) of an untrained tiny network with two genres."""
     assert ROCK and CLASSICAL, "data/sample/music is missing"
-    root = tmp_path_factory.mktemp("m2v")
-    rows = [
-        dict(clip_id=p.stem, kind="music", label=p.parent.name, path=str(p), split="train")
-        for p in ROCK[:2] + CLASSICAL[:2]
-    ]
-    cfg = Music2VecConfig(crop_seconds=1.0, test_hop_seconds=1.0, channels=(8, 8, 8), lstm_hidden=8, epochs=1,
-                          crops_per_clip=2, batch_size=8, device="cpu")  # fmt: skip
-    clips = load_clip_set(pd.DataFrame(rows), "/", cfg.sample_rate)
-    result = train(cfg, clips, root / "ckpt.pt", progress=False)
-    save_checkpoint(root / "music2vec.pt", result.model, result.classes, cfg, 1, result.history)
-    return root / "music2vec.pt"
+    return music2vec_file(tmp_path_factory.mktemp("m2v") / "music2vec.pt", ["classical", "rock"])
+
+
+@pytest.fixture(scope="module")
+def tiny_separator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real models/separator.pt (as the separate stage writes it): a tiny mask network + params.yaml's separate settings."""
+    return separator_file(tmp_path_factory.mktemp("sep") / "separator.pt", settings=separate_params(device="cpu"))
 
 
 def classify_output(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, float], str]:
@@ -80,14 +78,22 @@ def test_missing_model_names_the_stage_to_run(tmp_path: Path, monkeypatch, capsy
     assert cli.main(["classify", str(ROCK[0])]) == 2
     assert "models/music2vec.pt not found: run `dvc repro train_music2vec` (or pass --model)" in capsys.readouterr().err
     assert cli.main(["denoise", str(ROCK[0]), "-o", "out.wav"]) == 2
-    assert "models/danet.pt not found: run `dvc repro train_danet` (or pass --model)" in capsys.readouterr().err
+    assert "models/separator.pt not found: run `dvc repro separate` (or pass --model)" in capsys.readouterr().err
     assert not (tmp_path / "out.wav").exists()
 
 
-def test_missing_danet_for_classify_denoise(tiny_model: Path, tmp_path: Path, capsys) -> None:
-    code = cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--danet", str(tmp_path / "d.pt")])
+def test_missing_separator_for_classify_denoise(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    code = cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tmp_path / "d.pt")])
     assert code == 2
-    assert "d.pt not found: run `dvc repro train_danet` (or pass --danet)" in capsys.readouterr().err
+    assert "d.pt not found: run `dvc repro separate` (or pass --separator)" in capsys.readouterr().err
+
+
+def test_the_old_danet_option_names_its_new_name(tiny_model: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--danet", "x"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "dm2v classify: error: --danet was renamed to --separator"
 
 
 def test_unreadable_or_missing_audio_gives_the_audio_error(tiny_model: Path, tmp_path: Path, capsys) -> None:
@@ -107,10 +113,32 @@ def test_corrupt_checkpoints_are_user_errors(tiny_model: Path, tmp_path: Path, c
     assert cli.main(["classify", str(ROCK[0]), "--model", str(junk)]) == 2
     err = capsys.readouterr().err
     assert f"{junk}: not a music2vec checkpoint" in err and "dvc repro train_music2vec" in err
-    # The real DANet loader (danet_music2vec.separation) on a junk file.
+    # The real separator loader (danet_music2vec.separation) on a junk file.
     assert cli.main(["denoise", str(ROCK[0]), "-o", str(tmp_path / "o.wav"), "--model", str(junk)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"dm2v: error: {junk}") and "train_danet" in err and "Traceback" not in err
+    assert err.startswith(f"dm2v: error: {junk}") and "train_separator" in err and "Traceback" not in err
+
+
+class RunsCode:
+    """Pickles into a call of os.system: loading it with pickle would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_model_file_that_would_run_code_is_refused(tmp_path: Path, capsys) -> None:
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.pt"
+    torch.save({"kind": "separator", "model_state": RunsCode(marker)}, evil)
+    assert cli.main(["denoise", str(ROCK[0]), "-o", str(tmp_path / "o.wav"), "--model", str(evil)]) == 2
+    err = capsys.readouterr().err
+    assert not marker.exists()  # nothing ran
+    assert err.count("\n") == 1 and err.startswith(f"dm2v: error: {evil}: ")
+    assert not (tmp_path / "o.wav").exists()
 
 
 def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -131,65 +159,63 @@ def test_usage_errors_exit_2(capsys) -> None:
     assert exited.value.code == 2
 
 
-class HalvingSeparator:
-    """Stands in for danet_music2vec.separation.Separator: music = half the input, at 8 kHz
-    (the default STFT rate) unless output_rate="full"."""
-
-    calls: list[tuple[int, str]] = []
-
-    def __init__(self, output_rate: str) -> None:
-        self.output_rate = output_rate
-
-    @classmethod
-    def from_checkpoint(cls, path, output_rate: str = "stft"):
-        assert Path(path).is_file()
-        return cls(output_rate)
-
-    def output_sample_rate(self, input_rate: int) -> int:
-        return input_rate if self.output_rate == "full" else 8000
-
-    def separate(self, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        HalvingSeparator.calls.append((sample_rate, self.output_rate))
-        music = resample(0.5 * wave, sample_rate, self.output_sample_rate(sample_rate))
-        return music, music
-
-
-@pytest.fixture
-def fake_separator(monkeypatch, tmp_path: Path) -> Path:
-    module = types.ModuleType("danet_music2vec.separation")
-    module.Separator = HalvingSeparator
-    monkeypatch.setitem(sys.modules, "danet_music2vec.separation", module)
-    HalvingSeparator.calls = []
-    danet = tmp_path / "danet.pt"
-    danet.write_bytes(b"checkpoint")
-    return danet
-
-
-def test_denoise_writes_mono_music_at_the_input_rate(fake_separator: Path, tmp_path: Path, capsys) -> None:
-    rng = np.random.default_rng(0)
-    stereo = (0.2 * rng.standard_normal((16000, 2))).astype(np.float32)
+def _stereo(tmp_path: Path, rate: int = 16000) -> tuple[Path, np.ndarray]:
+    stereo = (0.2 * np.random.default_rng(0).standard_normal((rate, 2))).astype(np.float32)
     source = tmp_path / "in.wav"
-    sf.write(source, stereo, 16000, subtype="FLOAT")
+    sf.write(source, stereo, rate, subtype="FLOAT")
+    return source, stereo.mean(axis=1)
+
+
+def test_denoise_writes_mono_music_at_the_input_rate(tiny_separator: Path, tmp_path: Path, capsys) -> None:
+    source, mono = _stereo(tmp_path)
     out = tmp_path / "sub" / "clean.flac"
-    argv = ["denoise", str(source), "-o", str(out), "--model", str(fake_separator)]
-    assert cli.main(argv) == 0  # default: the mask applied at the file's own rate
+    argv = ["denoise", str(source), "-o", str(out), "--model", str(tiny_separator)]
+    assert cli.main(argv) == 0  # default: the file's settings (output_rate full: masked at the file's own rate)
     written, rate = sf.read(out, dtype="float32")
     assert rate == 16000 and written.ndim == 1 and len(written) == 16000
-    np.testing.assert_allclose(written, 0.5 * stereo.mean(axis=1), atol=1 / 32768)
-    assert HalvingSeparator.calls == [(16000, "full")]
-    # --band-limited: DANet works (and answers) at 8 kHz; the file is still written at the input's rate.
+    music, _ = Separator.load(tiny_separator).separate(mono, 16000)
+    np.testing.assert_allclose(written, np.clip(music, -1, 1), atol=PCM16)
+    # --band-limited: the separator works (and answers) at 8 kHz; the file is still written at the input's rate.
     assert cli.main([*argv, "--band-limited"]) == 0
     written, rate = sf.read(out, dtype="float32")
-    assert rate == 16000 and len(written) == 16000 and HalvingSeparator.calls[-1] == (16000, "stft")
-    expected = resample(resample(0.5 * stereo.mean(axis=1), 16000, 8000), 8000, 16000)
-    np.testing.assert_allclose(written, expected, atol=1e-3)
-    assert cli.main(["denoise", str(source), "-o", str(tmp_path / "x.mp3"), "--model", str(fake_separator)]) == 2
+    assert rate == 16000 and len(written) == 16000
+    low, _ = Separator.load(tiny_separator, output_rate="stft").separate(mono, 16000)
+    expected = resample(low, 8000, 16000)
+    expected = np.pad(expected, (0, max(0, 16000 - len(expected))))[:16000]
+    np.testing.assert_allclose(written, expected, atol=PCM16)
+    assert cli.main(["denoise", str(source), "-o", str(tmp_path / "x.mp3"), "--model", str(tiny_separator)]) == 2
     assert "unsupported output format '.mp3'" in capsys.readouterr().err
 
 
-def test_classify_denoise_classifies_the_separated_music(fake_separator: Path, tiny_model: Path, capsys) -> None:
+@pytest.mark.parametrize("stored", [{}, {"overlap": 0.5, "mask_floor": 0.3}])
+def test_denoise_gives_the_separate_stage_audio(stored: dict, tmp_path: Path) -> None:
+    """`dm2v denoise` separates with the settings stored in the file, as the separate stage did when it wrote it."""
+    cfg = tiny_separator_params("mask")
+    settings = separate_params(device="cpu", **stored)  # {}: params.yaml's (overlap 0.25, output_rate full)
+    path = separator_file(tmp_path / "separator.pt", cfg=cfg, settings=settings)
+    # The separate stage's path: the network checkpoint + params.separate (stages/separate.py).
+    network = {k: v for k, v in checkpoints.load(path, "separator").items() if k != "inference"}
+    source, mono = _stereo(tmp_path)
+    stage_music, _ = Separator.from_network(network, settings).separate(mono, 16000)
+    out = tmp_path / "clean.wav"
+    assert cli.main(["denoise", str(source), "-o", str(out), "--model", str(path)]) == 0
+    written, rate = sf.read(out, dtype="float32")
+    assert rate == 16000
+    np.testing.assert_allclose(written, np.clip(stage_music, -1, 1), atol=PCM16)
+    # The stored settings matter: params.yaml's defaults would give other audio for the second file.
+    if stored:
+        default_music, _ = Separator.from_network(network, separate_params(device="cpu")).separate(mono, 16000)
+        assert np.abs(default_music - stage_music).max() > 100 * PCM16
+
+
+def test_classify_denoise_classifies_the_separated_music(tiny_separator: Path, tiny_model: Path, capsys) -> None:
     code, top, err = classify_output(
-        capsys, str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--danet", str(fake_separator)
+        capsys, str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tiny_separator)
     )
     assert code == 0, err
-    assert HalvingSeparator.calls == [(22050, "full")] and set(top) == {"classical", "rock"}
+    assert set(top) == {"classical", "rock"}
+    classifier = Classifier.from_checkpoint(tiny_model)
+    wave, rate = sf.read(ROCK[0], dtype="float32")
+    music, _ = Separator.load(tiny_separator).separate(wave, rate)
+    for genre, p in classifier.predict_top(music, Separator.load(tiny_separator).output_sample_rate(rate)):
+        assert top[genre] == pytest.approx(p, abs=1e-3)

@@ -107,10 +107,10 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     per_mixture, predictions, grouped = snr_sweep(test, _IdentitySeparator(), _LoudnessClassifier(), snrs, cfg, gate,
                                                   silence_db=-80, progress=False)  # fmt: skip
     assert len(per_mixture) == len(test) * len(snrs) * 3 and len(predictions) == len(test) * len(snrs) * 3
-    danet = per_mixture[per_mixture["system"] == "danet"]
-    np.testing.assert_allclose(danet["nsdr_music"], 0.0, atol=1e-6)
+    separator = per_mixture[per_mixture["system"] == "separator"]
+    np.testing.assert_allclose(separator["nsdr_music"], 0.0, atol=1e-6)
     # The mixture's own SDR rises with the input SNR; the oracle stays far above it.
-    mixture_sdr = danet.groupby("input_snr_db")["sdr_mixture_music"].mean()
+    mixture_sdr = separator.groupby("input_snr_db")["sdr_mixture_music"].mean()
     assert list(mixture_sdr.index) == snrs and mixture_sdr.is_monotonic_increasing
     oracle = per_mixture[per_mixture["system"] == "oracle_irm"]
     assert (oracle["nsdr_music"] > 3.0).all()
@@ -121,7 +121,7 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     assert summary["snr_m5.separation.gnsdr"] == pytest.approx(0.0, abs=1e-6)
     assert summary["snr_10.separation.oracle_irm.gnsdr"] > 3.0
     gnsdr, f1 = sweep_curves(summary, snrs)
-    assert list(gnsdr.columns) == ["snr_db", "danet", "oracle_irm", "baseline"]
+    assert list(gnsdr.columns) == ["snr_db", "separator", "oracle_irm", "spectral_gate"]
     assert list(f1["snr_db"]) == snrs and (f1["mixture"] == f1["separated"]).all()
 
 
@@ -132,9 +132,9 @@ def test_snr_key_names_negative_snrs_without_a_minus_sign():
 def test_gnsdr_by_noise_weights_by_length_and_counts_both_noises():
     table = pd.DataFrame(
         [
-            {"mixture_id": "a", "system": "danet", "noise": "1-1-A-0", "nsdr_music": 2.0, "length": 100, "silent": False},
-            {"mixture_id": "b", "system": "danet", "noise": "1-1-A-0+2-2-A-1", "nsdr_music": 5.0, "length": 300, "silent": False},
-            {"mixture_id": "c", "system": "danet", "noise": "2-2-A-1", "nsdr_music": float("nan"), "length": 50, "silent": True},
+            {"mixture_id": "a", "system": "separator", "noise": "1-1-A-0", "nsdr_music": 2.0, "length": 100, "silent": False},
+            {"mixture_id": "b", "system": "separator", "noise": "1-1-A-0+2-2-A-1", "nsdr_music": 5.0, "length": 300, "silent": False},
+            {"mixture_id": "c", "system": "separator", "noise": "2-2-A-1", "nsdr_music": float("nan"), "length": 50, "silent": True},
             {"mixture_id": "a", "system": "oracle_irm", "noise": "1-1-A-0", "nsdr_music": 9.0, "length": 100, "silent": False},
         ]
     )

@@ -21,7 +21,7 @@ def test_plot_confusion_writes_png_atomically(tmp_path) -> None:
 
 
 def test_plot_curves_and_categories(tmp_path) -> None:
-    gnsdr = pd.DataFrame({"snr_db": [-5, 0, 5], "danet": [4.0, 3.0, 2.0], "oracle_irm": [14.0, 12.0, 10.0]})
+    gnsdr = pd.DataFrame({"snr_db": [-5, 0, 5], "separator": [4.0, 3.0, 2.0], "oracle_irm": [14.0, 12.0, 10.0]})
     f1 = pd.DataFrame({"snr_db": [-5, 0, 5], "clean": [0.9] * 3, "separated": [0.6, 0.7, 0.8]})
     plot_curves([(gnsdr, "GNSDR (dB)", "separation"), (f1, "weighted F1", "genre")], "snr_db", "input SNR (dB)",
                 tmp_path / "curves.png")  # fmt: skip

@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from danet_music2vec.dsp import StftConfig
-from danet_music2vec.models.danet import DANet, kmeans
+from danet_music2vec.models import DANet, MaskNetwork, kmeans
+from danet_music2vec.params import ParamError, parse_params
 from danet_music2vec.separation import Separator, chunk_starts, chunk_weight, resolve_order, smooth_fft_size
+from tests.conftest import REPO, separate_params
 
 torch.set_num_threads(1)
 CFG = StftConfig(sample_rate=8000, n_fft=64, hop=16, window="sqrt_hann", chunk_frames=20)
@@ -39,6 +42,11 @@ def _wave(seconds: float, rate: int = 8000, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
 
 
+def settings(danet: dict | None = None, **overrides):
+    """params.yaml's ``separate`` group on the CPU with ``overrides`` (``danet``: the attractor policy's keys)."""
+    return separate_params(device="cpu", **overrides, **({"danet": danet} if danet else {}))
+
+
 def _attractors() -> torch.Tensor:
     return torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])  # music at +e0, noise at -e0
 
@@ -48,7 +56,7 @@ def _attractors() -> torch.Tensor:
 @pytest.mark.parametrize("attractor", ["fixed", "kmeans"])
 def test_all_ones_mask_reconstructs_the_input(overlap: float, seconds: float, attractor: str) -> None:
     model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    sep = Separator(model, CFG, _attractors(), attractor=attractor, overlap=overlap, device="cpu", batch_size=3)
+    sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": attractor}, overlap=overlap, batch_size=3))
     wave = _wave(seconds)
     music, noise = sep.separate(wave, 8000)
     assert music.shape == wave.shape and music.dtype == np.float32
@@ -71,7 +79,7 @@ def test_overlapped_masks_blend_without_seams() -> None:
             return torch.stack([m, 1 - m], dim=-1)
 
     torch.manual_seed(0)
-    sep = Separator(PerChunk(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed", device="cpu")
+    sep = Separator(PerChunk(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings(danet={"attractor": "fixed"}))
     spec = torch.randn(95, N_FREQ, dtype=torch.complex64)
     masks = sep.masks(spec)
     torch.testing.assert_close(masks.sum(-1), torch.ones(95, N_FREQ))
@@ -93,8 +101,8 @@ def test_kmeans_clusters_returned_swapped_are_put_back_in_order(scope: str) -> N
     mag = torch.ones(1, CFG.chunk_frames, N_FREQ)
     centres, _ = kmeans(model.embed(mag), model.active(mag), 2)
     assert centres[0, 0, 0] < 0  # k-means puts the noise cluster first: the order is swapped
-    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_scope=scope, kmeans_init="farthest",
-                    device="cpu", batch_size=2)
+    sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_scope": scope, "kmeans_init": "farthest"},
+                                                     overlap=0.5, batch_size=2))
     spec = torch.ones(50, N_FREQ, dtype=torch.complex64)  # flat spectrum: every bin active
     masks = sep.masks(spec)
     assert (masks[:, : Banded.split, 0] > 0.99).all()  # music bins go to the music output
@@ -108,8 +116,7 @@ def test_kmeans_clusters_returned_swapped_are_put_back_in_order(scope: str) -> N
 
 def test_without_order_resolution_cluster_zero_is_music_as_the_original() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_init="farthest", resolve_order=False,
-                    device="cpu")  # fmt: skip
+    sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_init": "farthest", "resolve_order": False}))  # fmt: skip
     masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 1] > 0.99).all()  # k-means put noise first and nobody fixed it
     assert sep.decisions == sep.swaps == 0
@@ -117,7 +124,7 @@ def test_without_order_resolution_cluster_zero_is_music_as_the_original() -> Non
 
 def test_kmeans_seeded_with_training_attractors_keeps_the_order() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    sep = Separator(model, CFG, _attractors(), attractor="kmeans", kmeans_init="train", device="cpu")
+    sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_init": "train"}))
     masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 1 and sep.swaps == 0
 
@@ -126,7 +133,7 @@ def test_anchored_separator_uses_the_model_anchors() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     with torch.no_grad():
         model.anchors.copy_(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
-    sep = Separator(model, CFG, torch.zeros(2, 3), attractor="anchored", device="cpu")
+    sep = Separator(model, CFG, torch.zeros(2, 3), settings(danet={"attractor": "anchored"}))
     masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 0] > 0.99).all() and (masks[:, Banded.split :, 1] > 0.99).all()
     assert sep.decisions == 0
@@ -135,7 +142,7 @@ def test_anchored_separator_uses_the_model_anchors() -> None:
 def test_long_tracks_recompute_embeddings_instead_of_caching(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    sep = Separator(model, CFG, _attractors(), attractor="kmeans", device="cpu", batch_size=2)
+    sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans"}, batch_size=2))
     spec = torch.randn(90, N_FREQ, dtype=torch.complex64)
     cached = sep.masks(spec)
     monkeypatch.setattr("danet_music2vec.separation.EMBEDDING_CACHE_BYTES", 0)
@@ -143,7 +150,7 @@ def test_long_tracks_recompute_embeddings_instead_of_caching(monkeypatch: pytest
 
 
 def test_fixed_attractors_need_no_permutation() -> None:
-    sep = Separator(Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed", device="cpu")
+    sep = Separator(Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings(danet={"attractor": "fixed"}))
     masks = sep.masks(torch.ones(30, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 0
 
@@ -153,8 +160,8 @@ def test_full_output_rate_keeps_the_band_above_the_model_nyquist() -> None:
     t = np.arange(rate) / rate
     wave = (0.3 * np.sin(2 * np.pi * 6000 * t) + 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    full = Separator(model, CFG, _attractors(), attractor="fixed", output_rate="full", device="cpu")
-    low = Separator(model, CFG, _attractors(), attractor="fixed", output_rate="stft", device="cpu")
+    full = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, output_rate="full"))
+    low = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, output_rate="stft"))
     music, noise = full.separate(wave, rate)
     assert full.output_sample_rate(rate) == rate and music.shape == wave.shape
     np.testing.assert_allclose(music, wave, atol=1e-4)  # 6 kHz tone survives
@@ -163,8 +170,8 @@ def test_full_output_rate_keeps_the_band_above_the_model_nyquist() -> None:
 
 
 def test_full_rate_masks_interpolate_in_time_and_frequency() -> None:
-    sep = Separator(AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), attractor="fixed",
-                    output_rate="full", device="cpu")
+    sep = Separator(AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(),
+                    settings(danet={"attractor": "fixed"}, output_rate="full"))
     masks = torch.zeros(10, N_FREQ, 2)
     masks[:, : N_FREQ // 2, 0] = 1.0  # music below ~2 kHz
     masks[..., 1] = 1.0 - masks[..., 0]
@@ -176,27 +183,35 @@ def test_full_rate_masks_interpolate_in_time_and_frequency() -> None:
     assert (out[0, :, freqs < 1500] > 0.99).all() and (out[0, :, freqs > 2500] < 0.01).all()
 
 
+def _params_with(value: object, *path: str) -> None:
+    """Validate params.yaml with ``separate.<path>`` set to ``value`` (the schema is where settings are checked)."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    target = raw["separate"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    parse_params(raw)
+
+
 def test_bad_options_name_the_param() -> None:
+    for path, value in [(("danet", "attractor"), "oracle"), (("overlap",), 1.0), (("output_rate",), "48k"),
+                        (("batch_size",), 0), (("danet", "kmeans_scope"), "album"), (("danet", "kmeans_init"), "x"),
+                        (("mask_floor",), 1.0)]:  # fmt: skip
+        with pytest.raises(ParamError, match="separate." + ".".join(path)):
+            _params_with(value, *path)
     model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    for kwargs, key in [({"attractor": "oracle"}, "separate.attractor"), ({"overlap": 1.0}, "separate.overlap"),
-                        ({"output_rate": "48k"}, "separate.output_rate"), ({"batch_size": 0}, "separate.batch_size"),
-                        ({"kmeans_scope": "album"}, "separate.kmeans_scope"), ({"kmeans_init": "x"}, "separate.kmeans_init")]:
-        with pytest.raises(ValueError, match=key):
-            Separator(model, CFG, _attractors(), device="cpu", **kwargs)
     with pytest.raises(ValueError, match="train_attractors"):
-        Separator(model, CFG, torch.zeros(3, 3), device="cpu")
+        Separator(model, CFG, torch.zeros(3, 3), settings())
 
 
 def test_mask_floor_keeps_a_share_of_the_mixture_in_the_music() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     spec = torch.ones(50, N_FREQ, dtype=torch.complex64)
-    plain = Separator(model, CFG, _attractors(), attractor="fixed", device="cpu").masks(spec)
-    floored = Separator(model, CFG, _attractors(), attractor="fixed", device="cpu", mask_floor=0.2).masks(spec)
+    plain = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"})).masks(spec)
+    floored = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, mask_floor=0.2)).masks(spec)
     torch.testing.assert_close(floored[..., 0], 0.2 + 0.8 * plain[..., 0])
     torch.testing.assert_close(floored.sum(-1), torch.ones(50, N_FREQ))
     assert floored[..., 0].min() >= 0.2
-    with pytest.raises(ValueError, match="separate.mask_floor"):
-        Separator(model, CFG, _attractors(), device="cpu", mask_floor=1.0)
 
 
 class HeadOnly(DANet):
@@ -212,31 +227,45 @@ class HeadOnly(DANet):
 
 
 def test_head_masks_are_used_as_they_are_and_noise_is_the_rest() -> None:
-    model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, heads=("embedding", "mask"))
-    sep = Separator(model, CFG, _attractors(), device="cpu", overlap=0.5)
-    assert sep.mask_source == "head"  # a model with a head is used through it by default
+    model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
+    sep = Separator(model, CFG, _attractors(), settings(overlap=0.5))
+    assert sep.mask_source == "head"  # chimera: the architecture uses its head
     masks = sep.masks(torch.ones(70, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : HeadOnly.split, 0] == 1).all() and (masks[:, HeadOnly.split :, 0] == 0).all()
     assert sep.last_decisions == 0  # nothing clustered, nothing to swap
     wave = _wave(1.0)
     for rate in ("stft", "full"):
-        music, noise = Separator(model, CFG, _attractors(), device="cpu", output_rate=rate).separate(wave, 8000)
+        music, noise = Separator(model, CFG, _attractors(), settings(output_rate=rate)).separate(wave, 8000)
         np.testing.assert_allclose(music + noise, wave, atol=1e-6)
 
 
-def test_mask_source_must_exist_in_the_model() -> None:
-    attractor_only = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3)
-    assert Separator(attractor_only, CFG, _attractors(), device="cpu").mask_source == "attractors"
-    with pytest.raises(ValueError, match="separate.masks=head"):
-        Separator(attractor_only, CFG, _attractors(), device="cpu", masks="head")
-    with pytest.raises(ValueError, match="separate.masks=attractors"):
-        Separator(DANet(N_FREQ, hidden=4, layers=1, heads=("mask",)), CFG, _attractors(), device="cpu", masks="attractors")
-    with pytest.raises(ValueError, match="separate.masks"):
-        Separator(attractor_only, CFG, _attractors(), device="cpu", masks="oracle")
+def test_the_architecture_decides_the_masks() -> None:
+    # danet: its attractors; chimera (DANet + head) and the mask network: the head.
+    assert Separator(DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings()).mask_source == "attractors"
+    chimera = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
+    assert Separator(chimera, CFG, _attractors(), settings()).mask_source == "head"
+    mask = MaskNetwork(N_FREQ, hidden=4, layers=1)
+    assert Separator(mask, CFG, torch.zeros(2, 0), settings()).mask_source == "head"
 
 
 def test_full_rate_fft_size_is_smooth() -> None:
     assert smooth_fft_size(706) == 720 and smooth_fft_size(256) == 256 and smooth_fft_size(255) == 256
-    sep = Separator(DANet(129, hidden=4, layers=1, embedding_dim=3), StftConfig(), _attractors(), device="cpu")
+    sep = Separator(DANet(129, hidden=4, layers=1, embedding_dim=3), StftConfig(), _attractors(), settings())
     full = sep._full_rate_config(22050)
     assert full.n_fft == 720 and full.hop == 176  # 706 = 2 x 353 would be the exact scale: 4x slower FFTs
+
+
+def test_an_oracle_head_improves_the_sdr_of_a_synthetic_mixture() -> None:
+    from danet_music2vec.metrics import separation_scores
+
+    # Music: a 440 Hz tone; noise: white noise above 2.5 kHz. The head's split at 2 kHz is the oracle mask.
+    rate, t = 8000, np.arange(16000) / 8000
+    music = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    white = np.fft.rfft(np.random.default_rng(0).standard_normal(t.size))
+    white[np.fft.rfftfreq(t.size, 1 / rate) < 2500] = 0
+    noise = (0.3 * np.fft.irfft(white, t.size) / np.fft.irfft(white, t.size).std()).astype(np.float32)
+    mixture = music + noise
+    model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
+    est_music, est_noise = Separator(model, CFG, _attractors(), settings(output_rate="stft")).separate(mixture, rate)
+    scores = separation_scores(np.stack([music, noise]), np.stack([est_music, est_noise]), mixture)
+    assert scores.nsdr_music > 10.0

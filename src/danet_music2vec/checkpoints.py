@@ -66,7 +66,11 @@ def load(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not found; run `dvc repro {KINDS[kind]}` (or give the path of a {kind} model)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+    except pickle.UnpicklingError:
+        # Not torch's message: it suggests weights_only=False, which would run the file's code.
+        raise CheckpointError(f"{path}: not a {kind} checkpoint (not a file of plain data: tensors, numbers, strings; it is not "
+                              f"loaded); {fix}") from None  # fmt: skip
+    except (OSError, RuntimeError, EOFError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a readable {kind} checkpoint ({reason[:200]}); {fix}") from None
     if not isinstance(state, dict) or state.get("kind") != kind or state.get("format") != FORMAT:

@@ -252,6 +252,15 @@ class SeparateParams(Group):
         return self.model_dump(mode="json", exclude=others)
 
 
+class SeparatorInference(SeparateParams):
+    """The ``inference`` settings a separator file stores: :meth:`SeparateParams.used`, so only the
+    group of the file's own architecture is there (the others are None)."""
+
+    mask: MaskParams | None = None
+    chimera: MaskParams | None = None
+    danet: DanetInferenceParams | None = None
+
+
 class Music2VecParams(Group):
     sample_rate: PositiveInt
     crop_seconds: PositiveNumber

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from scipy.optimize import linear_sum_assignment
 
 from torch import nn
@@ -63,7 +64,7 @@ from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.models.danet import kmeans
-from danet_music2vec.params import SeparateParams
+from danet_music2vec.params import SeparateParams, SeparatorInference
 
 # Track-level k-means is fitted on at most this many active bins (spread evenly over the
 # track): enough for two centres in 20 dimensions, bounded in time and memory.
@@ -136,15 +137,21 @@ class Separator:
         self.cfg = cfg
         # The architecture decides the masks: DANet's attractors, or the mask head of the others.
         self.mask_source = "attractors" if model.architecture == "danet" else "head"
-        danet = settings.danet
         self.train_attractors = torch.as_tensor(np.asarray(train_attractors, dtype=np.float32)).to(self.device)
         if self.mask_source == "attractors" and (self.train_attractors.dim() != 2 or self.train_attractors.shape[0] != model.n_sources):
             raise ValueError(
                 f"train_attractors must be shaped ({model.n_sources}, embedding_dim), got {tuple(self.train_attractors.shape)}"
             )
-        self.attractor, self.overlap, self.batch_size = danet.attractor, settings.overlap, settings.batch_size
-        self.kmeans_scope, self.output_rate = danet.kmeans_scope, settings.output_rate
-        self.kmeans_init, self.resolve_order, self.mask_floor = danet.kmeans_init, danet.resolve_order, settings.mask_floor
+        if self.mask_source == "attractors" and settings.danet is None:
+            raise ValueError("a danet separator needs the separate.danet settings, and these have none")
+        self.overlap, self.batch_size = settings.overlap, settings.batch_size
+        self.output_rate, self.mask_floor = settings.output_rate, settings.mask_floor
+        # DANet's attractor policy (None for the mask-head architectures, which cluster nothing).
+        danet = settings.danet if self.mask_source == "attractors" else None
+        self.attractor = danet.attractor if danet else None
+        self.kmeans_scope = danet.kmeans_scope if danet else None
+        self.kmeans_init = danet.kmeans_init if danet else None
+        self.resolve_order = danet.resolve_order if danet else None
         self.swaps = 0  # decisions where k-means' cluster order had to be swapped
         self.decisions = 0  # k-means order decisions taken (tracks or chunks)
         self.last_swaps = 0  # swaps in the most recent separate() call
@@ -167,9 +174,14 @@ class Separator:
                 f"{path}: a trained network without inference settings; use the separator that "
                 "`dvc repro separate` writes (models/separator.pt)"
             )
-        settings = SeparateParams.model_validate(state["inference"])
+        # Only the file's own architecture's group is stored (SeparateParams.used).
+        try:
+            settings = SeparatorInference.model_validate(state["inference"])
+        except ValidationError as err:
+            raise CheckpointError(f"{path}: its inference settings are not valid separate params ({err.errors()[0]['msg']}); "
+                                  "rerun `dvc repro separate`") from None  # fmt: skip
         if overrides:
-            settings = SeparateParams.model_validate(settings.model_dump() | overrides)
+            settings = SeparatorInference.model_validate(settings.model_dump() | overrides)
         return cls.from_network(state, settings)
 
     def output_sample_rate(self, input_rate: int) -> int:

@@ -1,4 +1,4 @@
-"""Tests for danet_music2vec.baselines: oracle IRM (upper bound) and spectral gate (floor)."""
+"""Tests for danet_music2vec.references: oracle IRM (upper bound) and spectral gate (floor)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from danet_music2vec.baselines import oracle_irm, oracle_irm_estimate, spectral_gate_estimate
+from danet_music2vec.references import oracle_irm, oracle_irm_estimate, spectral_gate_estimate
 from danet_music2vec.dsp import StftConfig, stft
 from danet_music2vec.metrics import separation_scores
 
