@@ -49,7 +49,7 @@ def main() -> None:
             clips, noises = load_training_audio(cfg)
             train(cfg, clips, CHECKPOINT, noises=noises, progress=False, world=world)
             return
-        with stage_run("train_music2vec", params, groups=("music2vec",)) as run:
+        with stage_run("train_music2vec", params.used(), groups=("music2vec",)) as run:
             clips, noises = load_training_audio(cfg)
             result = train(
                 cfg, clips, CHECKPOINT, noises=noises, on_epoch=lambda epoch, rec: run.log_metrics(rec, step=epoch), world=world
