@@ -66,10 +66,10 @@ def test_permutation_invariant_loss_undoes_a_swap() -> None:
 
 
 def test_unknown_kinds_name_the_param() -> None:
-    with pytest.raises(ParamError, match="danet.mask"):
+    with pytest.raises(ParamError, match="separator.ideal_mask"):
         ideal_masks(_sources(), "soft")
     target = ideal_masks(_sources())
-    with pytest.raises(ParamError, match="danet.loss"):
+    with pytest.raises(ParamError, match="separator.loss"):
         danet_loss(target[..., 0], target, target, "l1")
 
 

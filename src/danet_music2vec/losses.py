@@ -1,6 +1,6 @@
-"""DANet training targets and losses.
+"""The separator's training targets and losses.
 
-Ideal masks come from the true sources' magnitudes (``danet.mask``):
+Ideal masks come from the true sources' magnitudes (``separator.ideal_mask``):
 
 - ``ratio``: ``|S_c| / sum_j |S_j|`` (the magnitude IRM, same as the oracle baseline);
 - ``wiener``: ``|S_c|^2 / sum_j |S_j|^2`` (the "Wiener-filter like mask" of the
@@ -9,7 +9,7 @@ Ideal masks come from the true sources' magnitudes (``danet.mask``):
 
 Every kind sums to one over sources; bins where all sources are silent get ``1/C``.
 
-Loss (``danet.loss``):
+Loss (``separator.loss``):
 
 - ``linear_mse`` (the paper, eq. 4, and its official code): squared error between the
   ideal and the estimated *masked mixture* on LINEAR magnitude,
@@ -60,7 +60,7 @@ def ideal_masks(sources: torch.Tensor, kind: str = "ratio") -> torch.Tensor:
         # argmax over a trailing contiguous dim: reducing over dim 0 is ~10x slower on CPU.
         power = torch.nn.functional.one_hot(mag.movedim(0, -1).contiguous().argmax(-1), n).movedim(-1, 0).to(mag.dtype)
     else:
-        raise ParamError(f"params.yaml: danet.mask={kind!r} is not allowed; use one of {', '.join(MASK_KINDS)}")
+        raise ParamError(f"params.yaml: separator.ideal_mask={kind!r} is not allowed; use one of {', '.join(MASK_KINDS)}")
     total = power.sum(0, keepdim=True)
     masks = torch.where(total > _TINY, power / total.clamp_min(_TINY), torch.full_like(power, 1.0 / n))
     return masks.movedim(0, -1)
@@ -80,7 +80,7 @@ def _per_chunk(mix_mag: torch.Tensor, target: torch.Tensor, estimate: torch.Tens
         eps = mix_mag.amax(dim=(1, 2), keepdim=True).unsqueeze(-1).clamp_min(_TINY) * 1e-4
         err = torch.log(mag * target + eps) - torch.log(mag * estimate + eps)
     else:
-        raise ParamError(f"params.yaml: danet.loss={kind!r} is not allowed; use one of {', '.join(LOSS_KINDS)}")
+        raise ParamError(f"params.yaml: separator.loss={kind!r} is not allowed; use one of {', '.join(LOSS_KINDS)}")
     return err.square().mean(dim=(1, 2, 3))
 
 
@@ -148,7 +148,7 @@ def mask_loss(
         return _best_order(per_perm, perms)
     if kind == "si_sdr":
         if stft_cfg is None:
-            raise ValueError("danet.loss=si_sdr needs the STFT settings for the inverse STFT")
+            raise ValueError("separator.loss=si_sdr needs the STFT settings for the inverse STFT")
         length = (mix.shape[1] - 1) * stft_cfg.hop
         reference = istft(sources.movedim(0, 1), stft_cfg, length)  # (B, C, L)
         estimate = istft(masks.movedim(-1, 1) * mix.unsqueeze(1), stft_cfg, length)  # (B, C, L)
@@ -159,4 +159,4 @@ def mask_loss(
             value = si_sdr(estimate[:, list(p)], reference)
             per_perm.append(-(value * audible).sum(-1) / audible.sum(-1).clamp_min(1.0))
         return _best_order(torch.stack(per_perm), perms)
-    raise ParamError(f"params.yaml: danet.loss={kind!r} is not allowed; use one of {', '.join(LOSS_KINDS)}")
+    raise ParamError(f"params.yaml: separator.loss={kind!r} is not allowed; use one of {', '.join(LOSS_KINDS)}")

@@ -297,7 +297,8 @@ def train(
     if (clips.labels < 0).any():
         raise ValueError("every training clip needs a label in classes")
     if cfg.augment_noise_prob > 0 and not noises:
-        raise ValueError("augment_noise_prob > 0 needs train-split noise clips, and none were given")
+        raise ParamError(f"params.yaml: music2vec.augment_noise_prob={cfg.augment_noise_prob} needs train-split noise "
+                         "clips, and none were given; set it to 0.0 or add noise clips to the training split")
     world = world or World(device=resolve_device(cfg.device))
     device = world.device
     checkpoint_path = Path(checkpoint_path)
