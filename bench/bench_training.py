@@ -2,8 +2,8 @@
 
     python bench/bench_training.py        (after `dvc repro features train_music2vec`; writes bench/results/training.json)
 
-DANet: chunks per second over one epoch of STEPS dynamically mixed global batches
-(params.yaml's DANet and device; validation excluded). music2vec: crops per second over EPOCHS epochs of
+Separator: chunks per second over one epoch of STEPS dynamically mixed global batches
+(params.yaml's separator and device; validation excluded). music2vec: crops per second over EPOCHS epochs of
 the training clips. Each is run in one process with 1 and with 2 threads, and under
 `torchrun --standalone --nproc_per_node=2` with 1 thread per process (as torchrun sets
 it). Scaling efficiency = throughput with N processes / (N x throughput of 1 process
@@ -12,7 +12,6 @@ with 1 thread); both cores of this machine are used in the 2-thread and 2-proces
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -28,34 +27,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import PeakRss, write_result  # noqa: E402
 
 from danet_music2vec import distributed  # noqa: E402
-from danet_music2vec.danet_training import DanetTrainConfig, train_danet  # noqa: E402
 from danet_music2vec.devices import resolve_device  # noqa: E402
 from danet_music2vec.features import FeatureStore  # noqa: E402
-from danet_music2vec.music2vec_training import Music2VecConfig, load_clip_set, train  # noqa: E402
-from danet_music2vec.params import load_params  # noqa: E402
+from danet_music2vec.music2vec_training import load_clip_set, train  # noqa: E402
+from danet_music2vec.params import Music2VecParams, Params, SeparatorParams, load_params  # noqa: E402
+from danet_music2vec.separator_training import train_separator  # noqa: E402
 
-STEPS = 50  # DANet global batches
+STEPS = 50  # separator global batches
 EPOCHS = 2  # music2vec epochs
 
 
-def danet_config(params: dict, overrides: dict | None = None) -> DanetTrainConfig:
-    """params.yaml's DANet, one epoch of STEPS batches without validation, then ``overrides`` (config fields)."""
-    base = DanetTrainConfig.from_params(params["danet"], noises=params["noises"])
-    run = {"epochs": 1, "kmeans_epochs": 0, "steps_per_epoch": STEPS, "val_fraction": 0.0, "progress": False}
-    return dataclasses.replace(base, **run | (overrides or {}))
+def separator_config(params: Params, overrides: dict | None = None) -> SeparatorParams:
+    """params.yaml's separator, one epoch of STEPS batches without validation, then ``overrides`` (nested dicts merge)."""
+    data = params.separator.model_dump()
+    for group in ("chimera", "danet"):
+        data[group] |= {"kmeans_epochs": 0}
+    data |= {"epochs": 1, "steps_per_epoch": STEPS, "val_fraction": 0.0}
+    for key, value in (overrides or {}).items():
+        data[key] = data[key] | value if isinstance(value, dict) else value
+    return SeparatorParams.model_validate(data)
 
 
-def music2vec_config(params: dict) -> Music2VecConfig:
-    return dataclasses.replace(Music2VecConfig.from_params(params["music2vec"]), epochs=EPOCHS)
+def music2vec_config(params: Params) -> Music2VecParams:
+    return params.music2vec.model_copy(update={"epochs": EPOCHS})
 
 
 def measure(trainer: str, world: distributed.World, overrides: dict | None = None) -> dict[str, float]:
     """Throughput of ``trainer`` on this process's world, and this process's peak RSS."""
     params = load_params()
     with tempfile.TemporaryDirectory() as tmp, PeakRss() as mem:
-        if trainer == "danet":
-            cfg = danet_config(params, overrides)
-            result = train_danet(FeatureStore("data/features"), cfg, Path(tmp) / "ckpt.pt", world=world)
+        if trainer == "separator":
+            cfg = separator_config(params, overrides)
+            result = train_separator(FeatureStore("data/features"), cfg, Path(tmp) / "ckpt.pt", noises=params.noises,
+                                     world=world, progress=False)  # fmt: skip
             rate, unit = result.chunks_per_s, "chunks_per_s"
         else:
             cfg = music2vec_config(params)
@@ -69,8 +73,8 @@ def measure(trainer: str, world: distributed.World, overrides: dict | None = Non
 def worker(trainer: str, out: str, overrides: str) -> None:
     """One rank under torchrun; rank 0 writes the measurement, with the peak RSS of every rank."""
     params = load_params()
-    device = params["danet" if trainer == "danet" else "music2vec"]["device"]
-    with distributed.join(device, "device") as world:
+    device = getattr(params, trainer).device
+    with distributed.join(device) as world:
         result = measure(trainer, world, json.loads(overrides))
         peaks = world.sum([result["peak_rss_mib"] if r == world.rank else 0.0 for r in range(world.size)])
         if world.is_main:
@@ -90,19 +94,20 @@ def under_torchrun(trainer: str, nproc: int, overrides: dict | None = None) -> d
 
 def main() -> None:
     runs = []
-    for trainer in ("danet", "music2vec"):
+    for trainer in ("separator", "music2vec"):
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            world = distributed.World(device=resolve_device(load_params()[trainer]["device"], "device"))
+            world = distributed.World(device=resolve_device(getattr(load_params(), trainer).device))
             runs.append({"trainer": trainer, "processes": 1, "threads_per_process": threads} | measure(trainer, world))
         runs.append({"trainer": trainer, "processes": 2, "threads_per_process": 1} | under_torchrun(trainer, 2))
-        unit = "chunks_per_s" if trainer == "danet" else "crops_per_s"
+        unit = "chunks_per_s" if trainer == "separator" else "crops_per_s"
         single = runs[-3][unit]
         for run in runs[-3:]:
             run["scaling_efficiency"] = run[unit] / (run["processes"] * run["threads_per_process"] * single)
     params = load_params()
-    write_result("training", {"benchmark": "training", "danet_params": params["danet"], "music2vec_params": params["music2vec"],
-                              "danet_steps": STEPS, "music2vec_epochs": EPOCHS, "runs": runs})  # fmt: skip
+    write_result("training", {"benchmark": "training", "separator_params": params.separator.used(),
+                              "music2vec_params": params.music2vec.model_dump(mode="json"),
+                              "separator_steps": STEPS, "music2vec_epochs": EPOCHS, "runs": runs})  # fmt: skip
 
 
 if __name__ == "__main__":

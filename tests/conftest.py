@@ -45,6 +45,23 @@ def music2vec_params(**overrides):
     return _merged(repo_params().music2vec, overrides)
 
 
+def parsed_params(**groups):
+    """params.yaml with top-level values replaced (nested dicts merge), through the whole-file check that names keys.
+
+    e.g. ``parsed_params(separator={"danet": {"attractor": "oracle"}})`` raises the ParamError a stage would.
+    """
+    import yaml
+
+    from danet_music2vec.params import parse_params
+
+    def merge(old, new):
+        if isinstance(old, dict) and isinstance(new, dict):
+            return old | {k: merge(old.get(k), v) for k, v in new.items()}
+        return new
+
+    return parse_params(merge(yaml.safe_load((REPO / "params.yaml").read_text()), groups))
+
+
 def tone(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)

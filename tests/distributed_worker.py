@@ -1,8 +1,8 @@
 """Run by tests/test_distributed.py under `torchrun`: one trainer call per process, rank 0 reports as JSON.
 
 Usage: distributed_worker.py MODE CONFIG_JSON OUT [STORE CHECKPOINT]
-  danet-grad      the first step's gradients of the DDP-wrapped DANet (torch.save to OUT)
-  danet-train     train_danet on STORE, checkpointing to CHECKPOINT
+  separator-grad  the first step's gradients of the DDP-wrapped separator network (torch.save to OUT)
+  separator-train train_separator on STORE, checkpointing to CHECKPOINT
   music2vec-train music2vec's train on the tests' toy clips, checkpointing to CHECKPOINT
 """
 
@@ -17,38 +17,36 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: `tests.` helpers
 
 from danet_music2vec import distributed  # noqa: E402
-from danet_music2vec.danet_training import DanetTrainConfig, _step, build_model, make_mixers, step_seeds, train_danet  # noqa: E402
 from danet_music2vec.features import FeatureStore  # noqa: E402
 from danet_music2vec.music2vec_training import train  # noqa: E402
+from danet_music2vec.params import SeparatorParams  # noqa: E402
+from danet_music2vec.separator_training import build_network, make_mixers, step_seeds, train_separator, training_step  # noqa: E402
 
 torch.set_num_threads(1)
 
 
-def danet_config(values: dict) -> DanetTrainConfig:
-    return DanetTrainConfig(**values | {"train_snr_db": tuple(values["train_snr_db"])})
-
-
-def first_step_gradients(store: FeatureStore, cfg: DanetTrainConfig, world: distributed.World) -> dict[str, torch.Tensor]:
+def first_step_gradients(store: FeatureStore, cfg: SeparatorParams, world: distributed.World) -> dict[str, torch.Tensor]:
     """Gradients after one backward pass on this rank's share of the first global batch (averaged by DDP)."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, store.config.n_freq)
+    model = build_network(cfg, store.config.n_freq)
     wrapped = world.wrap(model, find_unused_parameters=True)
-    mixer, _ = make_mixers(store, cfg)
+    mixer, _ = make_mixers(store, cfg, noises=1)
     music, noise = mixer.batch(world.share(step_seeds(cfg, 1)[0]))
-    _step(wrapped, music, noise, cfg, store.config, use_kmeans=False).loss.backward()
+    training_step(wrapped, music, noise, cfg, store.config, use_kmeans=False).loss.backward()
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
 def main(mode: str, config: str, out: str, store: str = "", checkpoint: str = "") -> None:
     values = json.loads(config)
-    with distributed.join("cpu", "device") as world:
-        if mode == "danet-grad":
-            grads = first_step_gradients(FeatureStore(store), danet_config(values), world)
+    with distributed.join("cpu") as world:
+        if mode == "separator-grad":
+            grads = first_step_gradients(FeatureStore(store), SeparatorParams.model_validate(values), world)
             if world.is_main:
                 torch.save(grads, out)
             return
-        if mode == "danet-train":
-            result = train_danet(FeatureStore(store), danet_config(values), checkpoint, world=world)
+        if mode == "separator-train":
+            result = train_separator(FeatureStore(store), SeparatorParams.model_validate(values), checkpoint, world=world,
+                                     progress=False)  # fmt: skip
             report = {"losses": result.losses, "start_epoch": result.start_epoch, "val": [h.val_si_sdr for h in result.history]}
         else:
             from tests.test_music2vec_training import toy_clips, toy_config

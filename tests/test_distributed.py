@@ -3,7 +3,6 @@
 Each `torchrun` call runs tests/distributed_worker.py; rank 0 reports as JSON.
 """
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -13,13 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from danet_music2vec.danet_training import DanetTrainConfig, load_checkpoint, train_danet
-from danet_music2vec.distributed import World, check_nproc, join, launched
+from pydantic import ValidationError
+
+from danet_music2vec import checkpoints
+from danet_music2vec.distributed import World, join, launched
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.music2vec_training import train
-from danet_music2vec.params import ParamError
+from danet_music2vec.params import ParamError, SeparatorParams
+from danet_music2vec.separator_training import train_separator
 from tests.distributed_worker import first_step_gradients
-from tests.test_danet_training import make_store, small
+from tests.separator_training.test_loop import make_store, small
 from tests.test_music2vec_training import toy_clips, toy_config
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -35,8 +37,12 @@ def torchrun(nproc: int, mode: str, config: dict, out: Path, *args: Path) -> dic
     return json.loads(out.read_text()) if out.suffix == ".json" else {}
 
 
-def as_json(cfg: DanetTrainConfig) -> dict:
-    return dataclasses.asdict(cfg) | {"train_snr_db": list(cfg.train_snr_db)}
+def as_json(cfg: SeparatorParams) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def load(path: Path) -> dict:
+    return checkpoints.load(path, "separator")
 
 
 @pytest.fixture(scope="module")
@@ -52,28 +58,26 @@ def test_one_process_world_is_a_no_op() -> None:
     assert world.sum(counts) is counts
     model = torch.nn.Linear(2, 2)
     assert world.wrap(model) is model
-    with join("cpu", "danet.device") as joined:
+    with join("cpu") as joined:
         assert joined == World()
 
 
 def test_shares_are_equal_contiguous_slices_or_a_param_error() -> None:
     seeds = list(range(8))
     assert [World(rank=r, size=2).share(seeds) for r in (0, 1)] == [seeds[:4], seeds[4:]]
-    with pytest.raises(ParamError, match=r"danet.batch_size=8 is not divisible by the 3 training processes"):
-        World(rank=0, size=3).share(seeds, "danet.batch_size")
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ParamError, match="danet.nproc"):
-            check_nproc(bad, "danet.nproc")
-    with pytest.raises(ParamError, match="danet.nproc"):
-        small(nproc=0)
+    with pytest.raises(ParamError, match=r"separator.batch_size=8 is not divisible by the 3 training processes"):
+        World(rank=0, size=3).share(seeds, "separator.batch_size")
+    for bad in (0, -1, 1.5, True, "2"):  # the schema checks the process count
+        with pytest.raises(ValidationError, match="nproc"):
+            small(nproc=bad)
 
 
-@pytest.mark.parametrize("objective", ["chimera", "mask"])
+@pytest.mark.parametrize("architecture", ["mask", "chimera"])
 def test_two_processes_with_half_batches_give_the_whole_batch_gradient(store: FeatureStore, tmp_path: Path,
-                                                                       objective: str) -> None:  # fmt: skip
-    cfg = small(objective=objective, dropout=0.0)
+                                                                       architecture: str) -> None:  # fmt: skip
+    cfg = small(architecture=architecture, dropout=0.0)
     one = first_step_gradients(store, cfg, World())
-    torchrun(2, "danet-grad", as_json(cfg), tmp_path / "two.pt", store.root)
+    torchrun(2, "separator-grad", as_json(cfg), tmp_path / "two.pt", store.root)
     two = torch.load(tmp_path / "two.pt")
     assert one.keys() == two.keys() and len(one) > 4
     for name in one:
@@ -81,25 +85,26 @@ def test_two_processes_with_half_batches_give_the_whole_batch_gradient(store: Fe
     assert any(float(g.abs().max()) > 1e-4 for g in one.values())  # the comparison is not between zeros
 
 
-def test_danet_trains_under_two_processes_and_resumes_under_one_and_back(store: FeatureStore, tmp_path: Path) -> None:
-    cfg = small(objective="chimera", epochs=3, steps_per_epoch=3, dropout=0.0)
-    straight = train_danet(store, cfg, tmp_path / "straight.pt")
+def test_separator_trains_under_two_processes_and_resumes_under_one_and_back(store: FeatureStore, tmp_path: Path) -> None:
+    # chimera: the mean training attractors are summed over the processes too.
+    cfg = small(architecture="chimera", epochs=3, steps_per_epoch=3, dropout=0.0)
+    straight = train_separator(store, cfg, tmp_path / "straight.pt", progress=False)
 
-    first = torchrun(2, "danet-train", as_json(dataclasses.replace(cfg, epochs=1)), tmp_path / "a.json", store.root,
+    first = torchrun(2, "separator-train", as_json(cfg.model_copy(update={"epochs": 1})), tmp_path / "a.json", store.root,
                      tmp_path / "ck.pt")  # fmt: skip
-    assert first["world_size"] == 2 and first["start_epoch"] == 1 and load_checkpoint(tmp_path / "ck.pt")["epoch"] == 1
-    middle = train_danet(store, dataclasses.replace(cfg, epochs=2), tmp_path / "ck.pt")  # 2 processes -> 1
+    assert first["world_size"] == 2 and first["start_epoch"] == 1 and load(tmp_path / "ck.pt")["epoch"] == 1
+    middle = train_separator(store, cfg.model_copy(update={"epochs": 2}), tmp_path / "ck.pt", progress=False)  # 2 processes -> 1
     assert middle.start_epoch == 2
-    last = torchrun(2, "danet-train", as_json(cfg), tmp_path / "b.json", store.root, tmp_path / "ck.pt")  # 1 -> 2
-    assert last["start_epoch"] == 3 and load_checkpoint(tmp_path / "ck.pt")["complete"]
+    last = torchrun(2, "separator-train", as_json(cfg), tmp_path / "b.json", store.root, tmp_path / "ck.pt")  # 1 -> 2
+    assert last["start_epoch"] == 3 and load(tmp_path / "ck.pt")["complete"]
     # The batch is global and every example has its own seed: the same run, whatever the process count.
     torch.testing.assert_close(torch.tensor(last["losses"]), torch.tensor(straight.losses), rtol=1e-3, atol=1e-5)
     torch.testing.assert_close(torch.tensor(last["val"]), torch.tensor([h.val_si_sdr for h in straight.history]),
                                rtol=1e-3, atol=1e-3)  # fmt: skip
     assert last["losses"][-1] < last["losses"][0]
     # The last epoch's mean training attractors, summed over the 2 processes' shares.
-    torch.testing.assert_close(load_checkpoint(tmp_path / "ck.pt")["train_attractors"],
-                               load_checkpoint(tmp_path / "straight.pt")["train_attractors"], rtol=1e-3, atol=1e-5)  # fmt: skip
+    torch.testing.assert_close(load(tmp_path / "ck.pt")["train_attractors"],
+                               load(tmp_path / "straight.pt")["train_attractors"], rtol=1e-3, atol=1e-5)  # fmt: skip
 
 
 def test_music2vec_trains_under_two_processes_and_resumes_under_one_and_back(tmp_path: Path) -> None:

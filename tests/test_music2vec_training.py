@@ -9,20 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
+from danet_music2vec import checkpoints
 from danet_music2vec.classification import Classifier
+from danet_music2vec.errors import CheckpointError
 from danet_music2vec.models.music2vec import Music2Vec
-from danet_music2vec.music2vec_training import (
-    ClipSet,
-    Music2VecConfig,
-    augment,
-    load_checkpoint,
-    load_clip_set,
-    load_init_weights,
-    lowpass,
-    model_from_checkpoint,
-    train,
-)
-from danet_music2vec.params import ParamError
+from danet_music2vec.music2vec_training import ClipSet, augment, load_clip_set, load_init_weights, lowpass, train
+from danet_music2vec.params import Music2VecParams, ParamError
+from tests.conftest import music2vec_params, parsed_params
 
 torch.set_num_threads(1)
 RATE = 8000
@@ -45,36 +38,27 @@ def toy_clips(n_per_class: int, seed: int, seconds: float = 2.0) -> ClipSet:
     return ClipSet(waves, np.array(labels), ["low", "high"], [f"c{i:02d}" for i in range(len(waves))])
 
 
-def toy_config(**overrides) -> Music2VecConfig:
+def toy_config(**overrides) -> Music2VecParams:
     base = dict(
         sample_rate=RATE, crop_seconds=0.5, test_hop_seconds=0.25, channels=[8, 16, 16], lstm_hidden=16,
         dropout=0.0, epochs=6, batch_size=16, crops_per_clip=4, lr=3e-3, seed=3, device="cpu",
-        augment_gain_db=[-3, 3], augment_lowpass_hz=[], augment_lowpass_prob=0.0,
+        augment_gain_db=[-3, 3], augment_lowpass_hz=[], augment_lowpass_prob=0.0, augment_noise_prob=0.0,
+        augment_snr_db=[0, 20],
     )  # fmt: skip
-    return Music2VecConfig.from_params(base | overrides)
+    return music2vec_params(**base | overrides)
 
 
-def test_defaults_round_trip_and_bad_values_name_the_key() -> None:
-    cfg = Music2VecConfig.from_params({})
-    assert cfg == Music2VecConfig()
-    assert Music2VecConfig.from_params(cfg.to_params()) == cfg
+def test_params_round_trip_and_bad_values_name_the_key() -> None:
+    cfg = music2vec_params()
+    assert cfg == parsed_params().music2vec
+    assert Music2VecParams.model_validate(cfg.model_dump()) == cfg
     assert cfg.crop_samples == int(cfg.crop_seconds * 22050)
-    with pytest.raises(ParamError, match="music2vec.channels"):
-        Music2VecConfig.from_params({"channels": [16, 0]})
-    with pytest.raises(ParamError, match="music2vec.epochs"):
-        Music2VecConfig.from_params({"epochs": 0})
-    with pytest.raises(ParamError, match="music2vec.nonsense"):
-        Music2VecConfig.from_params({"nonsense": 1})
-    with pytest.raises(ParamError, match="music2vec.precision"):
-        Music2VecConfig.from_params({"precision": "fp16"})
-    with pytest.raises(ParamError, match="music2vec.nproc"):
-        Music2VecConfig.from_params({"nproc": 0})
-    with pytest.raises(ParamError, match="init_weights and music2vec.init_sha256 go together"):
-        Music2VecConfig.from_params({"init_weights": "soundnet.pth"})
-    with pytest.raises(ParamError, match="augment_lowpass_hz"):
-        Music2VecConfig.from_params({"augment_lowpass_hz": [20000]})
-    with pytest.raises(ParamError, match="music2vec.device"):
-        Music2VecConfig.from_params({"device": "tpu"})
+    for bad, key in [({"channels": [16, 0]}, "music2vec.channels"), ({"epochs": 0}, "music2vec.epochs"),
+                     ({"nonsense": 1}, "music2vec.nonsense"), ({"precision": "fp16"}, "music2vec.precision"),
+                     ({"nproc": 0}, "music2vec.nproc"), ({"init_weights": "soundnet.pth"}, "init_weights and init_sha256 go together"),
+                     ({"augment_lowpass_hz": [20000]}, "augment_lowpass_hz"), ({"device": "tpu"}, "music2vec.device")]:  # fmt: skip
+        with pytest.raises(ParamError, match=key):
+            parsed_params(music2vec=bad)
 
 
 def test_learns_a_separable_toy_task(tmp_path: Path) -> None:
@@ -99,7 +83,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
     for key, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
-    state = load_checkpoint(tmp_path / "part.pt")
+    state = checkpoints.load(tmp_path / "part.pt", "music2vec")
     assert state["epoch"] == 2 and state["classes"] == ["low", "high"] and "optimizer_state" in state
     # Rerun with everything done: nothing is trained again.
     again = train(toy_config(epochs=2), clips, tmp_path / "part.pt", progress=False)
@@ -116,13 +100,13 @@ def test_changed_params_or_data_start_afresh(tmp_path: Path) -> None:
 
 def test_checkpoint_round_trip_rebuilds_the_same_network(tmp_path: Path) -> None:
     result = train(toy_config(epochs=1), toy_clips(2, seed=4), tmp_path / "ckpt.pt", progress=False)
-    model = model_from_checkpoint(load_checkpoint(tmp_path / "ckpt.pt"))
+    model = checkpoints.network(checkpoints.load(tmp_path / "ckpt.pt", "music2vec"))
     x = torch.from_numpy(toy_clips(1, seed=5).waves[0][: 4000][None])
     with torch.no_grad():
         assert torch.allclose(model(x), result.model.eval()(x))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: not a music2vec checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable music2vec checkpoint"):
+        checkpoints.load(tmp_path / "junk.pt", "music2vec")
 
 
 def test_lowpass_removes_energy_above_the_cutoff() -> None:
@@ -153,7 +137,7 @@ def test_noise_augmentation_hits_the_requested_snr_and_gain_stays_in_range() -> 
 
 
 def test_noise_augmentation_without_noise_clips_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ParamError, match="augment_noise_prob"):
+    with pytest.raises(ValueError, match="augment_noise_prob"):
         train(toy_config(augment_noise_prob=0.5), toy_clips(2, seed=0), tmp_path / "c.pt", progress=False)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from danet_music2vec.models import separator_network
 from danet_music2vec.models.danet import DANet, active_bins, kmeans
 
 torch.set_num_threads(1)
@@ -127,22 +128,29 @@ def test_two_source_masks_equal_the_softmax_of_the_logits(model: DANet) -> None:
 
 def test_chimera_model_gives_head_masks_next_to_attractor_masks() -> None:
     torch.manual_seed(0)
-    model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, heads=("embedding", "mask"))
+    model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, mask_head=True)
+    assert model.architecture == model.config["architecture"] == "chimera"
     out = model(_mag(), attractor_source="kmeans", return_details=True)
     assert out.masks.shape == out.head_masks.shape == (3, 10, 17, 2)
     torch.testing.assert_close(out.head_masks.sum(-1), torch.ones(3, 10, 17))
     default = model(_mag())  # with a head, inference defaults to it: nothing to cluster
     torch.testing.assert_close(default, out.head_masks)
+    torch.testing.assert_close(model.head_masks(_mag()), out.head_masks)
     assert not torch.allclose(out.masks, out.head_masks)
 
 
-def test_mask_only_model_is_the_plain_mask_network() -> None:
-    model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, heads=("mask",))
-    assert not hasattr(model, "embed_layer") and model.config["heads"] == ["mask"]
-    assert model(_mag()).shape == (3, 10, 17, 2)
-    with pytest.raises(ValueError, match="no embedding head"):
-        model(_mag(), attractor_source="kmeans")
+def test_danet_without_a_mask_head_refuses_head_masks(model: DANet) -> None:
+    assert model.architecture == "danet" and model.mask_head is None
     with pytest.raises(ValueError, match="needs a model with a mask head"):
-        DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4)(_mag(), attractor_source="head")
-    with pytest.raises(ValueError, match="heads"):
-        DANet(n_freq=17, hidden=8, layers=1, heads=("clustering",))
+        model(_mag(), attractor_source="head")
+    with pytest.raises(ValueError, match="no mask head"):
+        model.head_masks(_mag())
+
+
+@pytest.mark.parametrize("mask_head", [False, True])
+def test_separator_network_rebuilds_a_danet_from_its_config(mask_head: bool) -> None:
+    original = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, mask_head=mask_head)
+    rebuilt = separator_network(original.config)
+    rebuilt.load_state_dict(original.state_dict())
+    assert isinstance(rebuilt, DANet) and rebuilt.config == original.config
+    torch.testing.assert_close(rebuilt(_mag(), attractor_source="anchored"), original(_mag(), attractor_source="anchored"))

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from danet_music2vec.audio import load_audio
+from danet_music2vec.data.sources import SourceError
 
 
 @dataclass
@@ -49,7 +50,7 @@ def load_clip_set(
     """
     rows = splits[(splits["kind"] == kind) & (splits["split"] == split)].sort_values("clip_id")
     if rows.empty:
-        raise ValueError(
+        raise SourceError(
             f"data/splits.parquet has no {kind} clips in the {split} split; check data.* and split.* in params.yaml "
             "and rerun `dvc repro split`"
         )

@@ -1,0 +1,44 @@
+"""The mask network (architecture ``mask``): shapes, masks summing to one, no embedding head, rebuilt from its config."""
+
+import pytest
+import torch
+
+from danet_music2vec.models import MaskNetwork, separator_network
+
+torch.set_num_threads(1)
+
+
+def _mag(batch: int = 3, frames: int = 10, freq: int = 17) -> torch.Tensor:
+    return torch.rand(batch, frames, freq, generator=torch.Generator().manual_seed(1)) + 0.01
+
+
+@pytest.fixture
+def model() -> MaskNetwork:
+    torch.manual_seed(0)
+    return MaskNetwork(n_freq=17, hidden=8, layers=2)
+
+
+def test_masks_have_shape_and_sum_to_one(model: MaskNetwork) -> None:
+    masks = model(_mag())
+    assert isinstance(masks, torch.Tensor) and masks.shape == (3, 10, 17, 2)
+    torch.testing.assert_close(masks.sum(-1), torch.ones(3, 10, 17))
+    assert (masks >= 0).all()
+    torch.testing.assert_close(model.head_masks(_mag()), masks)  # the separator's common inference call
+
+
+def test_it_is_the_plain_mask_network(model: MaskNetwork) -> None:
+    assert model.architecture == model.config["architecture"] == "mask"
+    assert not model.has_embedding and model.has_mask_head
+    assert not hasattr(model, "embed_layer") and not hasattr(model, "anchors")
+    with pytest.raises(ValueError, match="frames, 17"):
+        model(torch.rand(2, 10, 16))
+
+
+def test_separator_network_rebuilds_it_from_its_config(model: MaskNetwork) -> None:
+    rebuilt = separator_network(model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    assert isinstance(rebuilt, MaskNetwork) and rebuilt.config == model.config
+    model.eval(), rebuilt.eval()
+    torch.testing.assert_close(rebuilt(_mag()), model(_mag()))
+    with pytest.raises(ValueError, match="architecture='clustering'"):
+        separator_network(model.config | {"architecture": "clustering"})
