@@ -69,7 +69,7 @@ def test_a_file_whose_pickle_would_run_code_is_refused_without_running_it(tmp_pa
     with pytest.raises(CheckpointError) as err:
         checkpoints.load(path, "separator")
     message = str(err.value)
-    assert "\n" not in message and message.startswith(f"{path}: not a readable separator checkpoint")
+    assert "\n" not in message and message.startswith(f"{path}: not a separator checkpoint (not a file of plain data")
     assert "dvc repro train_separator" in message  # the fix
     assert not marker.exists()  # the code did not run
     with pytest.raises(CheckpointError):

@@ -5,7 +5,6 @@ import torch
 
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.losses import mask_target_loss, ideal_binary_assignment, ideal_masks, mask_loss, si_sdr
-from danet_music2vec.params import ParamError
 
 
 def _sources() -> torch.Tensor:

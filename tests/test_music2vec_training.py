@@ -105,7 +105,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_network(tmp_path: Path) -> None
     with torch.no_grad():
         assert torch.allclose(model(x), result.model.eval()(x))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: not a readable music2vec checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a (readable )?music2vec checkpoint"):
         checkpoints.load(tmp_path / "junk.pt", "music2vec")
 
 
