@@ -39,10 +39,10 @@ def main() -> None:
         with atomic_dir(OUT) as tmp:
             for row in tqdm(list(test.itertuples()), desc="separate", unit="track"):
                 rendered = render_mixture(row)
-                music, noise, seconds = timed_separate(separator, rendered.mixture, int(row.sample_rate))
+                result, seconds = timed_separate(separator, rendered.mixture, int(row.sample_rate))
                 rate = separator.output_sample_rate(int(row.sample_rate))
-                clipped += save_audio(tmp / row.mixture_id / "music.flac", music, rate)
-                clipped += save_audio(tmp / row.mixture_id / "noise.flac", noise, rate)
+                clipped += save_audio(tmp / row.mixture_id / "music.flac", result.music, rate)
+                clipped += save_audio(tmp / row.mixture_id / "noise.flac", result.noise, rate)
                 rows.append(
                     {
                         "mixture_id": row.mixture_id,
@@ -51,8 +51,8 @@ def main() -> None:
                         "sample_rate": rate,
                         "seconds": row.num_samples / row.sample_rate,
                         "processing_s": seconds,
-                        "swapped": separator.last_swaps,
-                        "decisions": separator.last_decisions,
+                        "swapped": result.order.swaps,
+                        "decisions": result.order.decisions,
                     }
                 )
             write_parquet(tmp / "index.parquet", pd.DataFrame(rows))
@@ -64,9 +64,9 @@ def main() -> None:
             # real_time_factor = processing time / audio time (below 1: faster than real time)
             "real_time_factor": float(index["processing_s"].sum() / index["seconds"].sum()),
             "x_real_time": float(index["seconds"].sum() / index["processing_s"].sum()),
-            "swaps": separator.swaps,
-            "swap_decisions": separator.decisions,
-            "swap_rate": separator.swaps / separator.decisions if separator.decisions else 0.0,
+            "swaps": int(index["swapped"].sum()),
+            "swap_decisions": int(index["decisions"].sum()),
+            "swap_rate": float(index["swapped"].sum() / index["decisions"].sum()) if index["decisions"].sum() else 0.0,
             "clipped_samples": clipped,
             "sample_rate": int(index["sample_rate"].iloc[0]),
             "threads": torch.get_num_threads(),

@@ -173,13 +173,13 @@ def test_denoise_writes_mono_music_at_the_input_rate(tiny_separator: Path, tmp_p
     assert cli.main(argv) == 0  # default: the file's settings (output_rate full: masked at the file's own rate)
     written, rate = sf.read(out, dtype="float32")
     assert rate == 16000 and written.ndim == 1 and len(written) == 16000
-    music, _ = Separator.load(tiny_separator).separate(mono, 16000)
+    music = Separator.load(tiny_separator).separate(mono, 16000).music
     np.testing.assert_allclose(written, np.clip(music, -1, 1), atol=PCM16)
     # --band-limited: the separator works (and answers) at 8 kHz; the file is still written at the input's rate.
     assert cli.main([*argv, "--band-limited"]) == 0
     written, rate = sf.read(out, dtype="float32")
     assert rate == 16000 and len(written) == 16000
-    low, _ = Separator.load(tiny_separator, output_rate="stft").separate(mono, 16000)
+    low = Separator.load(tiny_separator, output_rate="stft").separate(mono, 16000).music
     expected = resample(low, 8000, 16000)
     expected = np.pad(expected, (0, max(0, 16000 - len(expected))))[:16000]
     np.testing.assert_allclose(written, expected, atol=PCM16)
@@ -196,7 +196,7 @@ def test_denoise_gives_the_separate_stage_audio(stored: dict, tmp_path: Path) ->
     # The separate stage's path: the network checkpoint + params.separate (stages/separate.py).
     network = {k: v for k, v in checkpoints.load(path, "separator").items() if k != "inference"}
     source, mono = _stereo(tmp_path)
-    stage_music, _ = Separator.from_network(network, settings).separate(mono, 16000)
+    stage_music = Separator.from_network(network, settings).separate(mono, 16000).music
     out = tmp_path / "clean.wav"
     assert cli.main(["denoise", str(source), "-o", str(out), "--model", str(path)]) == 0
     written, rate = sf.read(out, dtype="float32")
@@ -204,7 +204,7 @@ def test_denoise_gives_the_separate_stage_audio(stored: dict, tmp_path: Path) ->
     np.testing.assert_allclose(written, np.clip(stage_music, -1, 1), atol=PCM16)
     # The stored settings matter: params.yaml's defaults would give other audio for the second file.
     if stored:
-        default_music, _ = Separator.from_network(network, separate_params(device="cpu")).separate(mono, 16000)
+        default_music = Separator.from_network(network, separate_params(device="cpu")).separate(mono, 16000).music
         assert np.abs(default_music - stage_music).max() > 100 * PCM16
 
 
@@ -216,6 +216,6 @@ def test_classify_denoise_classifies_the_separated_music(tiny_separator: Path, t
     assert set(top) == {"classical", "rock"}
     classifier = Classifier.from_checkpoint(tiny_model)
     wave, rate = sf.read(ROCK[0], dtype="float32")
-    music, _ = Separator.load(tiny_separator).separate(wave, rate)
+    music = Separator.load(tiny_separator).separate(wave, rate).music
     for genre, p in classifier.predict_top(music, Separator.load(tiny_separator).output_sample_rate(rate)):
         assert top[genre] == pytest.approx(p, abs=1e-3)

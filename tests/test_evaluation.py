@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from danet_music2vec.separation import OrderCount, Separation
 from danet_music2vec.evaluation import (
     confusion_long,
     gnsdr_by_noise,
@@ -79,7 +80,7 @@ class _IdentitySeparator:
     """Returns the mixture as the music estimate (and silence-free noise): NSDR must be exactly 0."""
 
     def separate(self, wave, sample_rate):
-        return wave.copy(), 0.5 * wave
+        return Separation(wave.copy(), 0.5 * wave, OrderCount())
 
     def output_sample_rate(self, input_rate):
         return input_rate

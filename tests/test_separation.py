@@ -8,7 +8,10 @@ import yaml
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.models import DANet, MaskNetwork, kmeans
 from danet_music2vec.params import ParamError, parse_params
-from danet_music2vec.separation import Separator, chunk_starts, chunk_weight, resolve_order, smooth_fft_size
+from danet_music2vec.separation import (
+    AttractorMasks, HeadMasks, Separator, chunk_starts, chunk_weight, cut_chunks, full_rate_config, resample_masks, resolve_order,
+    smooth_fft_size,
+)
 from tests.conftest import REPO, separate_params
 
 torch.set_num_threads(1)
@@ -58,7 +61,7 @@ def test_all_ones_mask_reconstructs_the_input(overlap: float, seconds: float, at
     model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": attractor}, overlap=overlap, batch_size=3))
     wave = _wave(seconds)
-    music, noise = sep.separate(wave, 8000)
+    music, noise, _ = sep.separate(wave, 8000)
     assert music.shape == wave.shape and music.dtype == np.float32
     np.testing.assert_allclose(music, wave, atol=1e-5)
     np.testing.assert_allclose(noise, 0.0, atol=1e-6)
@@ -81,10 +84,10 @@ def test_overlapped_masks_blend_without_seams() -> None:
     torch.manual_seed(0)
     sep = Separator(PerChunk(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings(danet={"attractor": "fixed"}))
     spec = torch.randn(95, N_FREQ, dtype=torch.complex64)
-    masks = sep.masks(spec)
+    masks, _ = sep.masks(spec)
     torch.testing.assert_close(masks.sum(-1), torch.ones(95, N_FREQ))
     jumps = masks[1:, 0, 0] - masks[:-1, 0, 0]
-    chunk_levels = torch.sigmoid(torch.stack([sep.model.embed(c[None].abs())[0, 0, 0] for c in sep._chunks(spec.abs())[0]]))
+    chunk_levels = torch.sigmoid(torch.stack([sep.model.embed(c[None].abs())[0, 0, 0] for c in cut_chunks(spec.abs(), CFG.chunk_frames, sep.overlap)[0]]))
     # No frame-to-frame jump bigger than a fraction of the difference between neighbouring chunks.
     assert jumps.abs().max() < 0.5 * (chunk_levels[1:] - chunk_levels[:-1]).abs().max() + 1e-6
 
@@ -104,29 +107,28 @@ def test_kmeans_clusters_returned_swapped_are_put_back_in_order(scope: str) -> N
     sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_scope": scope, "kmeans_init": "farthest"},
                                                      overlap=0.5, batch_size=2))
     spec = torch.ones(50, N_FREQ, dtype=torch.complex64)  # flat spectrum: every bin active
-    masks = sep.masks(spec)
+    masks, order = sep.masks(spec)
     assert (masks[:, : Banded.split, 0] > 0.99).all()  # music bins go to the music output
     assert (masks[:, Banded.split :, 1] > 0.99).all()
     n_chunks = len(chunk_starts(50, CFG.chunk_frames, 0.5)[0])
     expected = 1 if scope == "track" else n_chunks
-    assert sep.swaps == sep.decisions == sep.last_swaps == expected
-    sep.masks(spec)
-    assert sep.swaps == 2 * expected and sep.last_swaps == expected
+    assert order.swaps == order.decisions == expected
+    assert sep.masks(spec)[1] == order  # each call counts its own decisions: the separator keeps no tally
 
 
 def test_without_order_resolution_cluster_zero_is_music_as_the_original() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_init": "farthest", "resolve_order": False}))  # fmt: skip
-    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    masks, order = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 1] > 0.99).all()  # k-means put noise first and nobody fixed it
-    assert sep.decisions == sep.swaps == 0
+    assert order.decisions == order.swaps == 0
 
 
 def test_kmeans_seeded_with_training_attractors_keeps_the_order() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans", "kmeans_init": "train"}))
-    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
-    assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 1 and sep.swaps == 0
+    masks, order = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 0] > 0.99).all() and order.decisions == 1 and order.swaps == 0
 
 
 def test_anchored_separator_uses_the_model_anchors() -> None:
@@ -134,9 +136,9 @@ def test_anchored_separator_uses_the_model_anchors() -> None:
     with torch.no_grad():
         model.anchors.copy_(torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
     sep = Separator(model, CFG, torch.zeros(2, 3), settings(danet={"attractor": "anchored"}))
-    masks = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
+    masks, order = sep.masks(torch.ones(50, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : Banded.split, 0] > 0.99).all() and (masks[:, Banded.split :, 1] > 0.99).all()
-    assert sep.decisions == 0
+    assert order.decisions == 0
 
 
 def test_long_tracks_recompute_embeddings_instead_of_caching(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,15 +146,15 @@ def test_long_tracks_recompute_embeddings_instead_of_caching(monkeypatch: pytest
     model = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     sep = Separator(model, CFG, _attractors(), settings(danet={"attractor": "kmeans"}, batch_size=2))
     spec = torch.randn(90, N_FREQ, dtype=torch.complex64)
-    cached = sep.masks(spec)
-    monkeypatch.setattr("danet_music2vec.separation.EMBEDDING_CACHE_BYTES", 0)
-    torch.testing.assert_close(sep.masks(spec), cached)
+    cached, _ = sep.masks(spec)
+    monkeypatch.setattr("danet_music2vec.separation.policies.EMBEDDING_CACHE_BYTES", 0)
+    torch.testing.assert_close(sep.masks(spec)[0], cached)
 
 
 def test_fixed_attractors_need_no_permutation() -> None:
     sep = Separator(Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings(danet={"attractor": "fixed"}))
-    masks = sep.masks(torch.ones(30, N_FREQ, dtype=torch.complex64))
-    assert (masks[:, : Banded.split, 0] > 0.99).all() and sep.decisions == 0
+    masks, order = sep.masks(torch.ones(30, N_FREQ, dtype=torch.complex64))
+    assert (masks[:, : Banded.split, 0] > 0.99).all() and order.decisions == 0
 
 
 def test_full_output_rate_keeps_the_band_above_the_model_nyquist() -> None:
@@ -162,21 +164,19 @@ def test_full_output_rate_keeps_the_band_above_the_model_nyquist() -> None:
     model = AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     full = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, output_rate="full"))
     low = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, output_rate="stft"))
-    music, noise = full.separate(wave, rate)
+    music, noise, _ = full.separate(wave, rate)
     assert full.output_sample_rate(rate) == rate and music.shape == wave.shape
     np.testing.assert_allclose(music, wave, atol=1e-4)  # 6 kHz tone survives
-    music_low, _ = low.separate(wave, rate)
+    music_low = low.separate(wave, rate).music
     assert low.output_sample_rate(rate) == 8000 and music_low.shape == (8000,)
 
 
 def test_full_rate_masks_interpolate_in_time_and_frequency() -> None:
-    sep = Separator(AllMusic(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(),
-                    settings(danet={"attractor": "fixed"}, output_rate="full"))
     masks = torch.zeros(10, N_FREQ, 2)
     masks[:, : N_FREQ // 2, 0] = 1.0  # music below ~2 kHz
     masks[..., 1] = 1.0 - masks[..., 0]
-    full_cfg = sep._full_rate_config(16000)
-    out = sep._resample_masks(masks, torch.Size([20, full_cfg.n_freq]), full_cfg)
+    full_cfg = full_rate_config(CFG, 16000)
+    out = resample_masks(masks, CFG, torch.Size([20, full_cfg.n_freq]), full_cfg)
     assert out.shape == (2, 20, full_cfg.n_freq)
     torch.testing.assert_close(out.sum(0), torch.ones(20, full_cfg.n_freq))
     freqs = torch.arange(full_cfg.n_freq) * 16000 / full_cfg.n_fft
@@ -207,8 +207,8 @@ def test_bad_options_name_the_param() -> None:
 def test_mask_floor_keeps_a_share_of_the_mixture_in_the_music() -> None:
     model = Banded(N_FREQ, hidden=4, layers=1, embedding_dim=3)
     spec = torch.ones(50, N_FREQ, dtype=torch.complex64)
-    plain = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"})).masks(spec)
-    floored = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, mask_floor=0.2)).masks(spec)
+    plain = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"})).masks(spec)[0]
+    floored = Separator(model, CFG, _attractors(), settings(danet={"attractor": "fixed"}, mask_floor=0.2)).masks(spec)[0]
     torch.testing.assert_close(floored[..., 0], 0.2 + 0.8 * plain[..., 0])
     torch.testing.assert_close(floored.sum(-1), torch.ones(50, N_FREQ))
     assert floored[..., 0].min() >= 0.2
@@ -229,29 +229,29 @@ class HeadOnly(DANet):
 def test_head_masks_are_used_as_they_are_and_noise_is_the_rest() -> None:
     model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
     sep = Separator(model, CFG, _attractors(), settings(overlap=0.5))
-    assert sep.mask_source == "head"  # chimera: the architecture uses its head
-    masks = sep.masks(torch.ones(70, N_FREQ, dtype=torch.complex64))
+    assert isinstance(sep.policy, HeadMasks)  # chimera: the architecture uses its head
+    masks, order = sep.masks(torch.ones(70, N_FREQ, dtype=torch.complex64))
     assert (masks[:, : HeadOnly.split, 0] == 1).all() and (masks[:, HeadOnly.split :, 0] == 0).all()
-    assert sep.last_decisions == 0  # nothing clustered, nothing to swap
+    assert order.decisions == 0  # nothing clustered, nothing to swap
     wave = _wave(1.0)
     for rate in ("stft", "full"):
-        music, noise = Separator(model, CFG, _attractors(), settings(output_rate=rate)).separate(wave, 8000)
+        music, noise, _ = Separator(model, CFG, _attractors(), settings(output_rate=rate)).separate(wave, 8000)
         np.testing.assert_allclose(music + noise, wave, atol=1e-6)
 
 
 def test_the_architecture_decides_the_masks() -> None:
     # danet: its attractors; chimera (DANet + head) and the mask network: the head.
-    assert Separator(DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings()).mask_source == "attractors"
+    assert isinstance(Separator(DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3), CFG, _attractors(), settings()).policy,
+                      AttractorMasks)  # fmt: skip
     chimera = DANet(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
-    assert Separator(chimera, CFG, _attractors(), settings()).mask_source == "head"
+    assert isinstance(Separator(chimera, CFG, _attractors(), settings()).policy, HeadMasks)
     mask = MaskNetwork(N_FREQ, hidden=4, layers=1)
-    assert Separator(mask, CFG, torch.zeros(2, 0), settings()).mask_source == "head"
+    assert isinstance(Separator(mask, CFG, torch.zeros(2, 0), settings()).policy, HeadMasks)
 
 
 def test_full_rate_fft_size_is_smooth() -> None:
     assert smooth_fft_size(706) == 720 and smooth_fft_size(256) == 256 and smooth_fft_size(255) == 256
-    sep = Separator(DANet(129, hidden=4, layers=1, embedding_dim=3), StftConfig(), _attractors(), settings())
-    full = sep._full_rate_config(22050)
+    full = full_rate_config(StftConfig(), 22050)
     assert full.n_fft == 720 and full.hop == 176  # 706 = 2 x 353 would be the exact scale: 4x slower FFTs
 
 
@@ -266,6 +266,6 @@ def test_an_oracle_head_improves_the_sdr_of_a_synthetic_mixture() -> None:
     noise = (0.3 * np.fft.irfft(white, t.size) / np.fft.irfft(white, t.size).std()).astype(np.float32)
     mixture = music + noise
     model = HeadOnly(N_FREQ, hidden=4, layers=1, embedding_dim=3, mask_head=True)
-    est_music, est_noise = Separator(model, CFG, _attractors(), settings(output_rate="stft")).separate(mixture, rate)
+    est_music, est_noise, _ = Separator(model, CFG, _attractors(), settings(output_rate="stft")).separate(mixture, rate)
     scores = separation_scores(np.stack([music, noise]), np.stack([est_music, est_noise]), mixture)
     assert scores.nsdr_music > 10.0

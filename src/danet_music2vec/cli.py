@@ -55,7 +55,7 @@ def _load_separator(path: Path, band_limited: bool):  # type: ignore[no-untyped-
 
 def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
     """The separator's music estimate and its sample rate (the input's, or the STFT rate with --band-limited)."""
-    music, _noise = separator.separate(wave, sample_rate)
+    music = separator.separate(wave, sample_rate).music
     return np.asarray(music, dtype=np.float32).reshape(-1), int(separator.output_sample_rate(sample_rate))
 
 

@@ -225,7 +225,7 @@ def snr_sweep(
     for row, snr in tqdm(work, desc="sweep", unit="mix", disable=not progress):
         rate = int(row.sample_rate)
         rendered = render_mixture(row, snr_db=snr)
-        music, noise = separator.separate(rendered.mixture, rate)
+        music, noise, _ = separator.separate(rendered.mixture, rate)
         out_rate = separator.output_sample_rate(rate)
         estimate = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
         for system, result in score_systems(rendered, rate, estimate, cfg, gate, silence_db).items():
