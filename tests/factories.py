@@ -19,7 +19,6 @@ from torch import nn
 
 from danet_music2vec import checkpoints
 from danet_music2vec.dsp import StftConfig
-from danet_music2vec.models import separator_network
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec.params import Music2VecParams, SeparateParams, SeparatorParams
 from tests.conftest import music2vec_params, separate_params, separator_params

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from danet_music2vec.audio import AudioError
 from danet_music2vec.data.download import ArchiveError, DownloadError
 from danet_music2vec.data.sources import SourceError
-from danet_music2vec.errors import CheckpointError, StaleDataError, TrackingError
+from danet_music2vec.errors import CheckpointError, DeviceError, StaleDataError, TrackingError
 from danet_music2vec.params import ParamError
 
 # Our own types only: a ValueError from a bug in our code or a library keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    AudioError, ArchiveError, CheckpointError, DownloadError, ParamError, SourceError, StaleDataError, TrackingError,
+    AudioError, ArchiveError, CheckpointError, DeviceError, DownloadError, ParamError, SourceError, StaleDataError,
+    TrackingError,
 )
 
 
