@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test bench ablation results kfp image clean-venv
+.PHONY: venv repro test test-fast bench ablation results kfp image clean-venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+# The suite without the slow and server tests (a few minutes), for the edit-test loop; CI runs `make test`.
+test-fast: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not server"
 
 bench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/run_all.py

@@ -110,3 +110,17 @@ def on_team_stack(team_stack, monkeypatch):
     for key, value in team_stack.s3.env().items():
         monkeypatch.setenv(key, value)
     return team_stack
+
+
+def pytest_collection_modifyitems(items):
+    """Mark what starts servers (``server``: the team stack) and what runs real pipelines or process groups
+    (``slow``), so they can be skipped on purpose: ``pytest -m "not slow and not server"``. CI runs them all."""
+    for item in items:
+        if "team_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+# Test modules that run the real pipeline under DVC, torchrun process groups or the tracking stack's stages.
+SLOW_MODULES = {"test_pipeline.py", "test_distributed.py", "test_kfp_pipeline.py"}
