@@ -225,7 +225,7 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = subprocess.run([sys.executable, "stages/download.py"], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 2
-    assert "noises=3 is not supported; use 1 or 2" in done.stderr
+    assert "params.yaml: noises=3: is not supported; use 1 or 2" in done.stderr
     assert "Traceback" not in done.stderr
 
 
