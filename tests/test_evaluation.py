@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from danet_music2vec.separation import OrderCount, Separation
 from danet_music2vec.evaluation import (
     confusion_long,
     gnsdr_by_noise,
@@ -16,6 +15,7 @@ from danet_music2vec.evaluation import (
     sweep_curves,
     sweep_summary,
 )
+from danet_music2vec.separation import OrderCount, Separation
 
 
 def predictions() -> pd.DataFrame:

@@ -1,11 +1,10 @@
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import repo_params
 from danet_music2vec.audio import AudioError
 from danet_music2vec.data.ingest import catalogue_sources, ingest
-from tests.conftest import write_audio
-import numpy as np
+from tests.conftest import repo_params, write_audio
 
 
 def local_params(music_dir, noise_dir):
