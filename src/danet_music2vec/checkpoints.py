@@ -67,7 +67,7 @@ def load(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        # Not torch's message: it suggests weights_only=False, which would run the file's code.
+        # Not torch's message: it advises turning weights-only loading off, which would run the file's code.
         raise CheckpointError(f"{path}: not a {kind} checkpoint (not a file of plain data: tensors, numbers, strings; it is not "
                               f"loaded); {fix}") from None  # fmt: skip
     except (OSError, RuntimeError, EOFError, ValueError) as err:
