@@ -16,7 +16,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -180,6 +180,11 @@ class ChimeraParams(DanetParams):
 Architecture = Literal["mask", "chimera", "danet"]
 
 
+def _dump_for(group: "Group", architecture: str) -> dict[str, Any]:
+    """``group`` as plain data without the sub-groups of the architectures other than ``architecture``."""
+    return group.model_dump(mode="json", exclude={a for a in get_args(Architecture) if a != architecture})
+
+
 class SeparatorParams(Group):
     """The separator that ``train_separator`` trains; ``architecture`` picks which of its groups applies."""
 
@@ -217,8 +222,7 @@ class SeparatorParams(Group):
 
     def used(self) -> dict[str, Any]:
         """The keys this architecture uses, as plain data: the common ones and its own group."""
-        others = {a for a in ("mask", "chimera", "danet") if a != self.architecture}
-        return self.model_dump(mode="json", exclude=others)
+        return _dump_for(self, self.architecture)
 
     @model_validator(mode="after")
     def _kmeans_within_epochs(self) -> "SeparatorParams":
@@ -248,8 +252,7 @@ class SeparateParams(Group):
 
     def used(self, architecture: str) -> dict[str, Any]:
         """The inference settings a separator of ``architecture`` uses, as plain data."""
-        others = {a for a in ("mask", "chimera", "danet") if a != architecture}
-        return self.model_dump(mode="json", exclude=others)
+        return _dump_for(self, architecture)
 
 
 class SeparatorInference(SeparateParams):

@@ -164,13 +164,17 @@ class _Progress:
     start_epoch: int = 1
 
 
+def _attractor_shape(cfg: SeparatorParams) -> tuple[int, int]:
+    """``(C, K)`` of the mean training attractors; K is 0 for the mask network, which has none."""
+    return len(SOURCES), cfg.embedding.embedding_dim if cfg.embedding else 0
+
+
 def _resume(checkpoint_path: Path, match: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
             cfg: SeparatorParams) -> _Progress:  # fmt: skip
     """Load a checkpoint of this same run into ``model`` and ``optimizer``; a fresh start otherwise."""
-    embedding_dim = cfg.embedding.embedding_dim if cfg.embedding else 0
     state = checkpoints.resumable(checkpoint_path, "separator", match, cfg.epochs)
     if state is None:
-        return _Progress(attractors=torch.zeros(len(SOURCES), embedding_dim))
+        return _Progress(attractors=torch.zeros(_attractor_shape(cfg)))
     model.load_state_dict(state["model_state"])
     optimizer.load_state_dict(state["optimizer_state"])
     best = {k: v for k, v in state["best"].items() if k != "extra"}
@@ -224,8 +228,7 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer
                                          pin_memory=world.device.type == "cuda")  # fmt: skip
     model.train()
     loss_sum, seen = 0.0, 0
-    embedding_dim = cfg.embedding.embedding_dim if cfg.embedding else 0
-    attractor_sum = torch.zeros(len(SOURCES), embedding_dim, dtype=torch.float64)
+    attractor_sum = torch.zeros(_attractor_shape(cfg), dtype=torch.float64)
     attractor_count = torch.zeros(len(SOURCES), 1, dtype=torch.float64)
     bar = tqdm(loader, desc=f"separator {epoch}/{cfg.epochs} ({source})", unit="batch",
                disable=not (progress and world.is_main), leave=False, mininterval=2.0)  # fmt: skip
