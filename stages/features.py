@@ -1,6 +1,9 @@
-"""features: STFTs of the training split's music and noise clips, plus data.separation_music_dirs (data/features/).
+"""features: STFTs of the training split's music and noise clips, plus the separator-only pools (data/features/).
 
-train_separator mixes them afresh at every step (dynamic mixing).
+train_separator mixes them afresh at every step (dynamic mixing). The pools
+(``data.separation_music_dirs``, ``data.separation_noise_dirs``) train the separator only, never
+the classifier; a pool noise clip from an ESC-50 test fold (``split.noise_test_folds``) or from a
+recording of the profile's own noise clips is left out (:func:`held_out_of_pool`).
 """
 
 import time
@@ -9,7 +12,8 @@ import pandas as pd
 
 from danet_music2vec import stage
 from danet_music2vec.atomic import write_json
-from danet_music2vec.data.sources import scan_separation_music
+from danet_music2vec.checksums import sha256_file
+from danet_music2vec.data.sources import held_out_of_pool, scan_separation_music, scan_separation_noise
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.features import write_features
 from danet_music2vec.params import load_params
@@ -21,16 +25,24 @@ def main() -> None:
     start = time.perf_counter()
     with stage_run("features", params.used(), groups=("stft",)) as run:
         splits = pd.read_parquet("data/splits.parquet")
-        # Music without genre labels (data.separation_music_dirs) trains the separator only; never the classifier.
-        extra = [scan_separation_music(d) for d in params.data.separation_music_dirs]
+        train = splits[splits["split"] == "train"].assign(sha256=lambda d: d["source_sha256"])
+        pools = [scan_separation_music(d) for d in params.data.separation_music_dirs]
+        noise_pools = [scan_separation_noise(d) for d in params.data.separation_noise_dirs]
+        held_out = [held_out_of_pool(pool, splits, params.split.noise_test_folds) for pool in noise_pools]
+        pools += [pool[~out] for pool, out in zip(noise_pools, held_out)]
+        pools = [pool.assign(sha256=pool["path"].map(sha256_file)) for pool in pools]
         stats = write_features(
-            pd.concat([splits[splits["split"] == "train"], *extra], ignore_index=True),
+            pd.concat([train, *pools], ignore_index=True),
             StftConfig.from_params(params.stft),
             "data/features",
             sample_rate=params.data.sample_rate,
         )
         elapsed = time.perf_counter() - start
-        metrics = stats | {"stage_seconds": elapsed, "audio_seconds_per_second": stats["audio_seconds"] / elapsed}
+        metrics = stats | {
+            "pool_noise_held_out": int(sum(out.sum() for out in held_out)),
+            "stage_seconds": elapsed,
+            "audio_seconds_per_second": stats["audio_seconds"] / elapsed,
+        }
         run.log_metrics(metrics)
         write_json("metrics/features.json", metrics)
 

@@ -21,7 +21,9 @@ microphones), which is what the held-out validation tracks ask for.
 Clips are drawn with probability proportional to their length, so every second of
 training audio is equally likely; with ``extra_share`` the music clips whose ``clip_id``
 starts with ``separation/`` (``data.separation_music_dirs``) make up that share of the
-examples instead, whatever their length. Which clips a mixer may draw is given by their
+examples instead, whatever their length. With ``noise_balance="category"`` every noise
+category (the clips' ``label``) is equally likely, and clips within one by length: a pool
+heavy on a few classes (ESC-10's) then does not crowd out the rest. Which clips a mixer may draw is given by their
 ``group`` (track or source recording): :func:`split_groups` holds whole groups out
 for validation, and :meth:`DynamicMixer.fixed_batches` draws the same validation
 examples every epoch.
@@ -40,7 +42,7 @@ from danet_music2vec.data.sources import SourceError
 from danet_music2vec.features import FeatureStore
 
 _POWER_FLOOR = 1e-12
-EXTRA_PREFIX = "separation/"  # clip ids of the separator-only music (data.separation_music_dirs)
+EXTRA_PREFIX = "separation/"  # clip ids of the separator-only pools (data.separation_music_dirs, separation_noise_dirs)
 # Redraws of a silent excerpt before it is used anyway (a clip that is silent throughout).
 _SILENCE_RETRIES = 8
 # Control points of a random equalisation curve, spread evenly from 0 Hz to Nyquist.
@@ -70,6 +72,7 @@ class DynamicMixer:
         silence_db: float = 30.0,
         extra_share: float | None = None,
         eq_db: float | None = None,
+        noise_balance: str = "length",
     ) -> None:
         self.store = store
         self.chunk = store.config.chunk_frames
@@ -85,7 +88,7 @@ class DynamicMixer:
         self.noises, self.snr_db, self.max_gain_db, self.silence_db = noises, snr_db, max_gain_db, silence_db
         self.eq_db = eq_db
         self._music_p = self._weights(self.music, extra_share)
-        self._noise_p = self._weights(self.noise)
+        self._noise_p = self._weights(self.noise) if noise_balance == "length" else self._by_category(self.noise)
 
     @staticmethod
     def _weights(clips: pd.DataFrame, extra_share: float | None = None) -> np.ndarray:
@@ -94,6 +97,12 @@ class DynamicMixer:
         if extra_share is None or extra.all() or not extra.any():
             return frames / frames.sum()
         return np.where(extra, extra_share * frames / frames[extra].sum(), (1 - extra_share) * frames / frames[~extra].sum())
+
+    @staticmethod
+    def _by_category(clips: pd.DataFrame) -> np.ndarray:
+        frames = clips["frames"].to_numpy(dtype=np.float64)
+        per_category = clips.groupby("label")["frames"].transform("sum").to_numpy(dtype=np.float64)
+        return frames / per_category / clips["label"].nunique()
 
     def _crop(self, kind: str, clip: pd.Series, offset: int, wrap: bool) -> torch.Tensor:
         start, frames = int(clip["start"]), int(clip["frames"])

@@ -12,9 +12,11 @@ Storage (``data/features/``):
   shaped ``(frames, 2, freq)`` (real, imaginary) in float16 — STFT values of audio in
   [-1, 1] stay far below float16's range, and half the bytes means half the I/O. Read
   memory-mapped, so a large data set costs page cache, not process memory.
-- ``index.parquet``: one row per clip: ``clip_id, kind, group, start, frames, power``
+- ``index.parquet``: one row per clip: ``clip_id, kind, group, label, sha256, start, frames, power``
   (``group`` keeps the excerpts of one track or one source recording together when
-  training tracks are held out for validation; ``power`` is the clip's mean bin power).
+  training tracks are held out for validation; ``label`` is the genre or noise category,
+  "" where unknown; ``sha256`` is the source file's digest, "" where the caller gave none:
+  what a trained separator's manifest lists; ``power`` is the clip's mean bin power).
 - ``meta.json``: the STFT settings.
 """
 
@@ -36,8 +38,9 @@ from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.dsp import StftConfig, stft
 
 KINDS = ("music", "noise")
-INDEX_COLUMNS = ["clip_id", "kind", "group", "start", "frames", "power"]
+INDEX_COLUMNS = ["clip_id", "kind", "group", "label", "sha256", "start", "frames", "power"]
 CLIP_COLUMNS = ["clip_id", "kind", "group", "path"]
+OPTIONAL_COLUMNS = ("label", "sha256")  # carried into the index when given, "" otherwise
 
 
 def to_pairs(spec: torch.Tensor) -> np.ndarray:
@@ -64,7 +67,7 @@ def write_features(
     load: Callable[[str], np.ndarray] | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Write the STFT of every clip in ``clips`` (columns :data:`CLIP_COLUMNS`) to ``out_dir``, atomically.
+    """Write the STFT of every clip in ``clips`` (columns :data:`CLIP_COLUMNS`, optionally :data:`OPTIONAL_COLUMNS`) to ``out_dir``, atomically.
 
     Returns summary numbers for the stage's metrics.
     """
@@ -72,6 +75,7 @@ def write_features(
     if missing:
         raise ValueError(f"write_features needs columns {', '.join(CLIP_COLUMNS)}; missing {', '.join(missing)}")
     load = load or (lambda path: load_audio(path, sample_rate))
+    clips = clips.assign(**{c: clips[c].fillna("").astype(str) if c in clips else "" for c in OPTIONAL_COLUMNS})
     stats: dict[str, float] = {"audio_seconds": 0.0, "bytes": 0}
     index: list[dict[str, object]] = []
     frames: dict[str, list[np.ndarray]] = {kind: [] for kind in KINDS}
@@ -83,8 +87,8 @@ def write_features(
         spec = clip_stft(audio, sample_rate, cfg)
         frames[row.kind].append(to_pairs(spec))
         power = float(spec.abs().square().mean())
-        index.append({"clip_id": row.clip_id, "kind": row.kind, "group": row.group, "start": offset[row.kind],
-                      "frames": spec.shape[0], "power": power})  # fmt: skip
+        index.append({"clip_id": row.clip_id, "kind": row.kind, "group": row.group, "label": row.label,
+                      "sha256": row.sha256, "start": offset[row.kind], "frames": spec.shape[0], "power": power})  # fmt: skip
         offset[row.kind] += spec.shape[0]
         stats["audio_seconds"] += audio.shape[0] / sample_rate
     table = pd.DataFrame(index, columns=INDEX_COLUMNS)

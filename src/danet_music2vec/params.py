@@ -114,6 +114,7 @@ class DataParams(Group):
     noise_dir: Path_
     noise_csv: Path_ | None
     separation_music_dirs: list[Path_]
+    separation_noise_dirs: list[Path_]
     download_dir: Path_
     sample_rate: PositiveInt
     min_music_seconds: PositiveNumber
@@ -203,6 +204,7 @@ class SeparatorParams(Group):
     max_gain_db: PositiveNumber
     train_eq_db: PositiveNumber | None
     extra_music_share: OpenShare | None
+    noise_balance: Literal["length", "category"]
     val_fraction: Share
     val_examples: PositiveInt
     grad_clip: PositiveNumber | None

@@ -45,7 +45,8 @@ def ingest(
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Validate and convert each clip into ``out_dir`` (replaced atomically).
 
-    Returns the manifest (catalogue + ``path``, ``duration_s``, ``sha256``) and the
+    Returns the manifest (catalogue + ``path``, ``duration_s``, ``sha256`` of the stored FLAC and
+    ``source_sha256`` of the file it came from: what a trained separator's manifest lists) and the
     skipped files (``on_bad_file="skip"``). With ``"error"`` the first bad file stops
     the run and the previous ``out_dir`` is left untouched.
     """
@@ -69,6 +70,7 @@ def ingest(
                     "path": (out_dir / rel).as_posix(),
                     "duration_s": audio.shape[0] / sample_rate,
                     "sha256": sha256_file(tmp / rel),
+                    "source_sha256": sha256_file(clip.source_path),
                 }
             )
         manifest = pd.DataFrame(rows)

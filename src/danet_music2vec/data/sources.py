@@ -39,12 +39,20 @@ def _groups(meta_path: Path, folder: Path) -> dict[str, str]:
     return dict(zip(meta["filename"].astype(str), meta["original_file"].astype(str)))
 
 
+def _separation_rows(folder: Path, clips: pd.DataFrame) -> pd.DataFrame:
+    """Catalogue rows of a separator-only pool as the features stage takes them (clip ids under ``separation/``)."""
+    ids = clips["clip_id"].str.split("/", n=1).str[1]
+    return pd.DataFrame({"clip_id": f"separation/{folder.name}/" + ids, "kind": clips["kind"],
+                         "group": f"{folder.name}:" + clips["group"].astype(str), "label": clips["label"],
+                         "fold": clips["fold"], "path": clips["source_path"]})  # fmt: skip
+
+
 def scan_separation_music(folder: str | Path) -> pd.DataFrame:
     """Unlabelled music for training the separator only (``data.separation_music_dirs``).
 
     Every audio file under ``folder`` (or its ``music/``, at any depth); an optional ``meta.csv`` with
     ``filename, original_file`` groups excerpts of one track (for the validation hold-out).
-    Columns: ``clip_id, kind, group, path``, as the features stage takes them.
+    Columns: ``clip_id, kind, group, label, fold, path`` (label "", fold -1), as the features stage takes them.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -54,11 +62,39 @@ def scan_separation_music(folder: str | Path) -> pd.DataFrame:
     rows = []
     for path in _audio_files(music_root):
         rel = path.relative_to(music_root).as_posix()
-        rows.append({"clip_id": f"separation/{folder.name}/{Path(rel).with_suffix('').as_posix()}", "kind": "music",
-                     "group": f"{folder.name}:{groups.get(rel, rel)}", "path": str(path)})  # fmt: skip
+        rows.append({"clip_id": f"music/{Path(rel).with_suffix('').as_posix()}", "kind": "music", "label": "",
+                     "group": groups.get(rel, rel), "fold": -1, "source_path": str(path)})  # fmt: skip
     if not rows:
         raise SourceError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}); fix data.separation_music_dirs")
-    return pd.DataFrame(rows)
+    return _separation_rows(folder, pd.DataFrame(rows))
+
+
+def scan_separation_noise(folder: str | Path) -> pd.DataFrame:
+    """Environmental sounds for training the separator only (``data.separation_noise_dirs``).
+
+    Laid out like a noise folder (:func:`scan_noise`): audio files at any depth plus an optional
+    ESC-50 style ``meta.csv`` (``filename, fold, target, category``, and ``src_file`` so that takes of
+    one recording share a group). Columns as :func:`scan_separation_music`, with the category as label.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: not found; fix or remove it in data.separation_noise_dirs")
+    return _separation_rows(folder, scan_noise(folder))
+
+
+def held_out_of_pool(pool: pd.DataFrame, catalogue: pd.DataFrame, test_folds: list[int]) -> pd.Series:
+    """Which rows of a separator-only noise ``pool`` must not train: True for each.
+
+    A pool clip is held out when it is in one of the ESC-50 ``test_folds`` (the ``full`` profile
+    tests on them), or when it comes from a source recording of the profile's own noise clips
+    (``catalogue``, any split): a test recording must never train, a validation recording must
+    stay unseen, and a training one trains anyway from the profile's copy. Recordings are compared
+    by their group, ``<fold>-<src_file>`` as :func:`scan_noise` forms it (ESC-50 keeps all takes of a
+    recording in one fold).
+    """
+    own = set(catalogue.loc[catalogue["kind"] == "noise", "group"].astype(str))
+    recording = pool["group"].str.split(":", n=1).str[1]
+    return pool["fold"].isin(test_folds) | recording.isin(own)
 
 
 def scan_music(music_dir: str | Path) -> pd.DataFrame:

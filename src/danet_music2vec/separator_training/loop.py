@@ -134,19 +134,21 @@ def _epoch_seed(seed: int, epoch: int, stream: int | str) -> int:
 def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple[DynamicMixer, DynamicMixer | None]:
     """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out.
 
-    Validation music comes from the labelled training tracks only; the separator-only pool
-    (``data.separation_music_dirs``) always trains. Validation then measures the music the
-    separator is for, and its score means the same with or without the pool, so the best
-    epoch (and a variant) is chosen on the same mixtures either way.
+    Validation comes from the profile's training split only; the separator-only pools
+    (``data.separation_music_dirs``, ``separation_noise_dirs``) always train. Validation then
+    measures the music and noise the separator is for, and its score means the same with or
+    without a pool, so the best epoch (and a variant) is chosen on the same mixtures either way.
     No validation mixer when ``val_fraction`` is 0 or too few groups exist to hold any out.
     """
-    music = store.clips("music")
-    pool = music["clip_id"].str.startswith(EXTRA_PREFIX)
-    music_train, music_val = split_groups(music.loc[~pool, "group"], cfg.val_fraction, cfg.seed)
-    music_train |= set(music.loc[pool, "group"])
-    noise_train, noise_val = split_groups(store.clips("noise")["group"], cfg.val_fraction, cfg.seed)
+    held = {}
+    for kind in SOURCES:
+        clips = store.clips(kind)
+        pool = clips["clip_id"].str.startswith(EXTRA_PREFIX)
+        train, val = split_groups(clips.loc[~pool, "group"], cfg.val_fraction, cfg.seed)
+        held[kind] = (train | set(clips.loc[pool, "group"]), val)
+    (music_train, music_val), (noise_train, noise_val) = held["music"], held["noise"]
     train = DynamicMixer(store, music_train, noise_train, noises, cfg.train_snr_db, cfg.max_gain_db,
-                         extra_share=cfg.extra_music_share, eq_db=cfg.train_eq_db)
+                         extra_share=cfg.extra_music_share, eq_db=cfg.train_eq_db, noise_balance=cfg.noise_balance)
     n_val_noise = int(store.clips("noise")["group"].isin(noise_val).sum())
     if not music_val or n_val_noise < noises:
         return train, None
@@ -162,6 +164,7 @@ class _Progress:
     attractors: torch.Tensor | None = None  # (C, K) mean training attractors of the last epoch
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "si_sdr": -math.inf, "state": None})
     start_epoch: int = 1
+    clips: list[dict[str, str]] = field(default_factory=list)  # clip_manifest() of the training data
 
 
 def _attractor_shape(cfg: SeparatorParams) -> tuple[int, int]:
@@ -273,8 +276,21 @@ def _checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, progre
         "sources": list(SOURCES),
         "stft": dataclasses.asdict(stft_cfg),
         "params": cfg.used(),
+        "training_clips": progress.clips,
         "match": match,
     }
+
+
+def clip_manifest(train: DynamicMixer, val: DynamicMixer | None) -> list[dict[str, str]]:
+    """Every clip the separator learns from or is chosen on: ``clip_id, kind, label, sha256, role`` (train | validation).
+
+    Kept in the checkpoint and the exported model, so a model's training data can be checked
+    against any test set (:mod:`danet_music2vec.data.manifest`).
+    """
+    mixers = [("train", train)] + ([("validation", val)] if val is not None else [])
+    return [{"clip_id": str(c.clip_id), "kind": kind, "label": str(c.label), "sha256": str(c.sha256), "role": role}
+            for role, mixer in mixers for kind in SOURCES
+            for c in getattr(mixer, kind).itertuples()]  # fmt: skip
 
 
 def train_separator(
@@ -304,6 +320,7 @@ def train_separator(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, noises, model, data_fingerprint(store))
     progress = _resume(checkpoint_path, match, model, optimizer, cfg)
+    progress.clips = clip_manifest(train_mixer, val_mixer)
     model.to(device)
     _optimizer_to(optimizer, device)
     # The anchors are a parameter of every embedding model but shape the loss only with attractor: anchored.
