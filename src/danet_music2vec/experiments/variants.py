@@ -79,6 +79,8 @@ ABLATION_SNRS = [-5.0, 0.0]  # input SNRs of the ablation (the targets' two)
 LINEAR = DANET_HEAD | {"separator.loss": "linear_mse"}
 # Why the recipes of a chimera network with k-means masks can no longer run (params.RENAMED: separate.masks -> None).
 NO_ATTRACTOR_MASKS = "separate.masks is gone: the architecture decides, and a chimera network's masks come from its head"
+# Both separator-only pools (data/extra-music, data/extra-noise).
+BOTH_POOLS = {"data.separation_music_dirs": ["data/extra-music"], "data.separation_noise_dirs": ["data/extra-noise"]}
 SEPARATOR_VARIANTS: dict[str, Recipe] = {
     "default": Recipe("params.yaml as the experiment ran it (the section's recipe)"),
     "danet-head": Recipe("DANet + mask-inference head (Chimera++), 15 epochs: as long as the mask network's 30 (the "
@@ -113,6 +115,20 @@ SEPARATOR_VARIANTS: dict[str, Recipe] = {
                                      reference="linear-mse"),
     "loss-psa": Recipe("DANet + head with the truncated phase-sensitive loss", DANET_HEAD | {"separator.loss": "psa"},
                        reference="linear-mse"),
+    # The learning curves (issue 19): one factor at a time from the default, at the default's 5400 steps.
+    "noise-pool": Recipe("+ the extra-noise pool (469 ESC-50 clips; those of ESC-50 fold 5 or of the sample's own "
+                         "recordings left out) in training, drawn by length",
+                         {"data.separation_noise_dirs": ["data/extra-noise"]}, reference="default"),
+    "music-pool": Recipe("+ the 95.5 min extra-music pool in training, drawn by length",
+                         {"data.separation_music_dirs": ["data/extra-music"]}, reference="default"),
+    "both-pools": Recipe("+ both pools in training, drawn by length", BOTH_POOLS, reference="default"),
+    "both-pools-by-category": Recipe("both pools, every noise category equally likely",
+                                     BOTH_POOLS | {"separator.noise_balance": "category"}, reference="both-pools"),
+    "width-300": Recipe("2 x 300 BLSTM units instead of 2 x 128, in the same training time (8 epochs: a step "
+                        "takes 3.7x as long)", {"separator.hidden": 300, "separator.epochs": 8}, reference="default"),
+    "rate-16k": Recipe("16 kHz working rate instead of 8 kHz (n_fft 512, hop 128: the same 32 ms window and 16 ms "
+                       "hop), same steps", {"stft.sample_rate": 16000, "stft.n_fft": 512, "stft.hop": 128},
+                       reference="default"),
 }  # fmt: skip
 RUNNABLE_SEPARATORS = [name for name, recipe in SEPARATOR_VARIANTS.items() if recipe.runnable]
 SEEDS = (0, 1, 2)  # training seeds of the separator comparison
