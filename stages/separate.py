@@ -1,5 +1,9 @@
 """separate: run the trained separator on every TEST mixture (data/separated/<mixture_id>/{music,noise}.flac + index).
 
+Before anything is separated, the test clips are checked against the separator's training
+manifest (a shipped separator, or a `local` profile's folders, may hold clips it trained on):
+one of them in it stops the stage with a line naming the clip.
+
 Also writes models/separator.pt: the trained network with the inference settings (`separate`
 params) it was scored with here, which the `sweep` stage and `dm2v denoise` load, so all three
 separate alike.
@@ -14,6 +18,7 @@ from tqdm import tqdm
 from danet_music2vec import checkpoints, stage
 from danet_music2vec.atomic import atomic_dir, write_json, write_parquet
 from danet_music2vec.audio import save_audio
+from danet_music2vec.data.manifest import check_unseen
 from danet_music2vec.data.sources import SourceError
 from danet_music2vec.data.mixing import render_mixture
 from danet_music2vec.params import load_params
@@ -30,6 +35,8 @@ def main() -> None:
     start = time.perf_counter()
     with stage_run("separate", params.used(), groups=("separate",)) as run:
         network = checkpoints.load(NETWORK, "separator")
+        splits = pd.read_parquet("data/splits.parquet")
+        check_unseen(splits[splits["split"] == "test"], network["training_clips"], NETWORK)
         separator = Separator.from_network(network, params.separate)
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]

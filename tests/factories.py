@@ -64,6 +64,7 @@ def separator_network_state(model: nn.Module, cfg: SeparatorParams, stft_cfg: St
         "params": cfg.used(),
         "best_epoch": 1,
         "best_val_si_sdr": 0.0,
+        "training_clips": [],
     }
 
 

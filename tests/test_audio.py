@@ -17,6 +17,19 @@ def test_stereo_is_mixed_down_and_odd_rate_resampled(tmp_path):
     np.testing.assert_allclose(audio, expected, atol=1e-4)
 
 
+def test_channels_are_kept_on_request_and_written_back(tmp_path):
+    left, right = tone(1.0, 44100, 440), 0.5 * tone(1.0, 44100, 660)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 44100, subtype="FLOAT")
+    audio = load_audio(path, 44100, mono=False)
+    assert audio.shape == (2, 44100) and audio.dtype == np.float32
+    np.testing.assert_allclose(audio, np.stack([left, right]), atol=1e-6)
+    save_audio(tmp_path / "back.flac", audio, 44100)
+    back, rate = sf.read(tmp_path / "back.flac", dtype="float32", always_2d=True)
+    assert rate == 44100 and back.shape == (44100, 2)
+    np.testing.assert_allclose(back.T, audio, atol=1e-4)  # 16-bit
+
+
 @pytest.mark.parametrize("suffix,fmt", [(".flac", "FLAC"), (".ogg", "OGG"), (".au", "AU"), (".wav", "WAV")])
 def test_reads_every_supported_format(tmp_path, suffix, fmt):
     path = tmp_path / f"clip{suffix}"

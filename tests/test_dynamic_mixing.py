@@ -125,3 +125,16 @@ def test_native_levels_sum_the_recordings_as_they_are(store: FeatureStore) -> No
     # Music at 0.1, noises r0 at 0.01 and r3 at 0.04 (RMS): unscaled, 10 log10(0.01 / 0.0017) = 7.7 dB.
     snr = _snr(music, noise)
     assert float(snr.median()) == pytest.approx(7.7, abs=0.5) and (snr < 9.0).all()
+
+
+def test_category_balance_draws_every_noise_category_equally_often(tmp_path) -> None:
+    # Three dog clips and one rain clip of equal length: by length dogs take 3/4 of the draws, by category 1/2.
+    rows = [{"clip_id": "music/a", "kind": "music", "group": "a", "path": "music:1:0.1"}]
+    rows += [{"clip_id": f"noise/{i}", "kind": "noise", "group": f"r{i}", "label": "dog" if i < 3 else "rain",
+              "path": f"noise:{i}:0.01"} for i in range(4)]  # fmt: skip
+    write_features(pd.DataFrame(rows), CFG, tmp_path, sample_rate=RATE, load=_audio, progress=False)
+    store = FeatureStore(tmp_path)
+    groups = {f"r{i}" for i in range(4)}
+    np.testing.assert_allclose(DynamicMixer(store, {"a"}, groups, 1, (0.0, 0.0))._noise_p, [0.25] * 4)
+    balanced = DynamicMixer(store, {"a"}, groups, 1, (0.0, 0.0), noise_balance="category")
+    np.testing.assert_allclose(balanced._noise_p, [1 / 6, 1 / 6, 1 / 6, 1 / 2])

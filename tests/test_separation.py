@@ -5,11 +5,12 @@ import pytest
 import torch
 import yaml
 
-from danet_music2vec.dsp import StftConfig
+from danet_music2vec.audio import resample
+from danet_music2vec.dsp import StftConfig, stft
 from danet_music2vec.models import DANet, MaskNetwork, kmeans
 from danet_music2vec.params import ParamError, parse_params
 from danet_music2vec.separation import (
-    AttractorMasks, HeadMasks, Separator, chunk_starts, chunk_weight, cut_chunks, full_rate_config, resample_masks, resolve_order,
+    AttractorMasks, HeadMasks, apply_music_mask, Separator, chunk_starts, chunk_weight, cut_chunks, full_rate_config, resample_masks, resolve_order,
     smooth_fft_size,
 )
 from tests.conftest import REPO, separate_params
@@ -269,3 +270,42 @@ def test_an_oracle_head_improves_the_sdr_of_a_synthetic_mixture() -> None:
     est_music, est_noise, _ = Separator(model, CFG, _attractors(), settings(output_rate="stft")).separate(mixture, rate)
     scores = separation_scores(np.stack([music, noise]), np.stack([est_music, est_noise]), mixture)
     assert scores.nsdr_music > 10.0
+
+
+class LowKept(MaskNetwork):
+    """Test double: keeps the bins below a third of the band as music, whatever it hears."""
+
+    def forward(self, mag: torch.Tensor) -> torch.Tensor:
+        masks = torch.zeros(*mag.shape, 2)
+        masks[..., : self.n_freq // 3, 0] = 1.0
+        masks[..., 1] = 1.0 - masks[..., 0]
+        return masks
+
+
+def test_full_rate_blocks_give_the_whole_track_transform() -> None:
+    rate = 22050
+    audio = torch.from_numpy(np.stack([_wave(2.3, rate, seed=1), _wave(2.3, rate, seed=2)]))
+    masks = torch.rand(int(2.3 * 8000) // CFG.hop + 1, N_FREQ, 1).expand(-1, -1, 2).clone()
+    masks[..., 1] = 1.0 - masks[..., 0]
+    whole = apply_music_mask(masks, CFG, audio, rate, block_seconds=10.0)  # one block
+    blocked = apply_music_mask(masks, CFG, audio, rate, block_seconds=0.25)  # ten, each with its margins
+    torch.testing.assert_close(blocked, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("output_rate", ["full", "stft"])
+def test_stereo_comes_back_stereo_with_one_mask_for_both_channels(output_rate: str) -> None:
+    rate = 16000
+    left, right = _wave(1.0, rate, seed=3), 0.5 * _wave(1.0, rate, seed=4)
+    sep = Separator(LowKept(N_FREQ, hidden=4, layers=1), CFG, torch.zeros(2, 0), settings(output_rate=output_rate))
+    music, noise, _ = sep.separate(np.stack([left, right]), rate)
+    out_rate = sep.output_sample_rate(rate)
+    assert music.shape == noise.shape == (2, out_rate)
+    mixture = np.stack([left, right])
+    np.testing.assert_allclose(music + noise, mixture if output_rate == "full" else resample(mixture, rate, 8000), atol=1e-5)
+    if output_rate == "full":  # the mask comes from the channels' mean and is applied to each channel alone
+        masks = sep.masks(stft(torch.from_numpy(resample(mixture.mean(0), rate, 8000)), CFG))[0]
+        for channel, wave in enumerate(mixture):
+            alone = apply_music_mask(masks, CFG, torch.from_numpy(wave)[None], rate)[0].numpy()
+            np.testing.assert_allclose(music[channel], alone, atol=1e-5)
+    mono = sep.separate((left + right) / 2, rate).music
+    np.testing.assert_allclose(music.mean(0), mono, atol=1e-5)  # linear: the channels' music averages to the mono music

@@ -54,10 +54,11 @@ def load_audio(
     sample_rate: int,
     min_seconds: float = 0.0,
     check_silence: bool = True,
+    mono: bool = True,
 ) -> np.ndarray:
-    """Return the file's audio as mono float32 at ``sample_rate``.
+    """Return the file's audio as float32 at ``sample_rate``: mono ``(samples,)``, or ``(channels, samples)`` with ``mono=False``.
 
-    Stereo (or more channels) is averaged to mono and other rates are resampled:
+    With ``mono`` stereo (or more channels) is averaged to mono; other rates are resampled:
     both are converted, not rejected. Raises :class:`AudioError` for a missing,
     unreadable, empty, non-finite, silent or too-short file.
     """
@@ -74,19 +75,19 @@ def load_audio(
         ) from None
     if audio.shape[0] == 0:
         raise AudioError(path, "is empty (0 samples)", "remove it or replace it with the real recording")
-    mono = audio.mean(axis=1)
-    if not np.isfinite(mono).all():
+    if not np.isfinite(audio).all():
         raise AudioError(path, "contains NaN or infinite samples", "re-export it from the original recording")
-    if check_silence and float(np.max(np.abs(mono))) < SILENCE_PEAK:
+    audio = audio.mean(axis=1) if mono else np.ascontiguousarray(audio.T)
+    if check_silence and float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise AudioError(path, "is silent (peak below -80 dBFS)", "remove it; silence has no music or noise to learn from")
-    duration = mono.shape[0] / rate
+    duration = audio.shape[-1] / rate
     if duration < min_seconds:
         raise AudioError(
             path,
             f"is too short ({duration:.2f} s < {min_seconds:g} s)",
             "remove it or lower data.min_music_seconds / data.min_noise_seconds",
         )
-    return resample(mono, rate, sample_rate).astype(np.float32, copy=False)
+    return resample(audio, rate, sample_rate).astype(np.float32, copy=False)
 
 
 def audio_info(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
@@ -95,9 +96,10 @@ def audio_info(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
 
 
 def save_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> int:
-    """Write mono audio atomically (format from the suffix); returns how many samples had to be clipped."""
+    """Write mono ``(samples,)`` or ``(channels, samples)`` audio atomically (format from the suffix); returns how
+    many samples had to be clipped."""
     audio = np.asarray(audio, dtype=np.float32)
     clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
     with atomic_path(path) as tmp:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype)
+        sf.write(tmp, np.clip(audio, -1.0, 1.0).T, sample_rate, subtype=subtype)
     return clipped

@@ -1,12 +1,13 @@
 """``dm2v``: use the trained models on your own audio files.
 
-    dm2v denoise song.wav -o clean.wav [--model models/separator.pt]
+    dm2v denoise song.wav -o clean.wav [--model models/separator.pt]   (default: the shipped separator)
     dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--separator models/separator.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
     dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
 
-Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo:
-the file is mixed down to mono and resampled. User mistakes (missing file or model,
+Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo.
+`denoise` writes the music with the input's rate and channels (the masks come from the
+channels' mean); `classify` mixes down to mono and resamples. User mistakes (missing file or model,
 unreadable audio, unsupported output format) print one line naming the file and the
 fix, and exit with status 2; no traceback. The separator file carries the inference
 settings the pipeline scored it with, so `dm2v denoise` gives the `separate` stage's audio.
@@ -46,35 +47,41 @@ def _native_rate(path: Path) -> int:
         return 22050
 
 
-def _load_separator(path: Path, band_limited: bool):  # type: ignore[no-untyped-def]
+def _load_separator(path: Path | None, band_limited: bool):  # type: ignore[no-untyped-def]
+    """The separator file at ``path``, or the shipped one when ``path`` is None."""
     # Imported here: `classify` without --denoise must not need the separator code.
     from danet_music2vec.separation import Separator
 
-    return Separator.load(path, **({"output_rate": "stft"} if band_limited else {}))
+    overrides = {"output_rate": "stft"} if band_limited else {}
+    return Separator.pretrained(**overrides) if path is None else Separator.load(path, **overrides)
 
 
 def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The separator's music estimate and its sample rate (the input's, or the STFT rate with --band-limited)."""
+    """The separator's music estimate, shaped as ``wave``, and its sample rate (the input's, or the STFT rate with
+    --band-limited)."""
     music = separator.separate(wave, sample_rate).music
-    return np.asarray(music, dtype=np.float32).reshape(-1), int(separator.output_sample_rate(sample_rate))
+    return np.asarray(music, dtype=np.float32), int(separator.output_sample_rate(sample_rate))
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    model = Path(args.model)
-    _require_model(model, "separate", "--model")
+    model = Path(args.model) if args.model else None
+    if model is not None:
+        _require_model(model, "separate", "--model")
     out = Path(args.output)
     if out.suffix.lower() not in WRITABLE:
         raise UserError(f"{out}: unsupported output format '{out.suffix}'; name it .wav, .flac or .ogg")
     source = Path(args.input)
     rate = _native_rate(source)
-    wave = load_audio(source, rate, check_silence=False)
+    wave = load_audio(source, rate, check_silence=False, mono=False)  # (channels, samples)
     music, music_rate = _denoise(_load_separator(model, args.band_limited), wave, rate)
     # Written at the input's rate, whatever rate the separator worked at (band-limited with --band-limited).
     music = resample(music, music_rate, rate)
-    music = np.pad(music, (0, max(0, len(wave) - len(music))))[: len(wave)]
+    samples = wave.shape[-1]
+    music = np.pad(music, ((0, 0), (0, max(0, samples - music.shape[-1]))))[:, :samples]
     clipped = save_audio(out, music, rate)
     note = f" ({clipped} samples clipped at full scale)" if clipped else ""
-    print(f"{out}: denoised music, {len(music) / rate:.1f} s at {rate} Hz{note}")
+    which = "the shipped separator" if model is None else str(model)
+    print(f"{out}: denoised music ({which}), {samples / rate:.1f} s at {rate} Hz, {music.shape[0]} channel(s){note}")
     return 0
 
 
@@ -83,8 +90,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     model = Path(args.model)
     _require_model(model, "train_music2vec", "--model")
-    if args.denoise:
-        _require_model(Path(args.separator), "separate", "--separator")
+    separator = Path(args.separator) if args.separator else None
+    if args.denoise and separator is not None:
+        _require_model(separator, "separate", "--separator")
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be at least 1")
     classifier = Classifier.from_checkpoint(model, device=args.device)
@@ -92,7 +100,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
     if args.denoise:
-        wave, rate = _denoise(_load_separator(Path(args.separator), args.band_limited), wave, rate)
+        wave, rate = _denoise(_load_separator(separator, args.band_limited), wave, rate)
     what = "denoised " if args.denoise else ""
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
@@ -159,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     denoise = sub.add_parser("denoise", help="remove environmental noise from a music file (the separator)")
     denoise.add_argument("input", help="audio file (wav, flac, ogg, au; any rate, mono or stereo)")
     denoise.add_argument("-o", "--output", required=True, help="where to write the denoised music (.wav, .flac, .ogg)")
-    denoise.add_argument("--model", default="models/separator.pt", help="separator file (default: %(default)s)")
+    denoise.add_argument("--model", help="separator file, e.g. models/separator.pt from `dvc repro` (default: the separator "
+                         "shipped with the package)")
     denoise.add_argument(
         "--band-limited", action="store_true", help="return the separator's 8 kHz output (as the original) instead of masking at the file's rate"
     )
@@ -171,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--band-limited", action="store_true", help="with --denoise: classify the separator's 8 kHz output")
     classify.add_argument("--top", type=int, default=3, help="how many genres to print (default: %(default)s)")
     classify.add_argument("--model", default="models/music2vec.pt", help="music2vec checkpoint (default: %(default)s)")
-    classify.add_argument("--separator", default="models/separator.pt", help="separator file for --denoise (default: %(default)s)")
+    classify.add_argument("--separator", help="separator file for --denoise (default: the shipped separator)")
     classify.add_argument("--danet", action=_Renamed, new="--separator", help=argparse.SUPPRESS)
     classify.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="for music2vec (default: %(default)s)")
     classify.set_defaults(func=cmd_classify)

@@ -187,8 +187,14 @@ def _dump_for(group: "Group", architecture: str) -> dict[str, Any]:
 
 
 class SeparatorParams(Group):
-    """The separator that ``train_separator`` trains; ``architecture`` picks which of its groups applies."""
+    """The separator that ``train_separator`` trains; ``architecture`` picks which of its groups applies.
 
+    ``start``: ``scratch`` trains the network these keys describe; ``shipped`` uses the separator shipped
+    with the package as it is (no training); ``finetune`` trains the shipped network further on the
+    profile's data (its shape, not ``architecture``/``hidden``/``layers``/``dropout``, then applies).
+    """
+
+    start: Literal["scratch", "shipped", "finetune"]
     architecture: Architecture
     hidden: PositiveInt
     layers: PositiveInt

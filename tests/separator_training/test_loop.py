@@ -18,7 +18,7 @@ from danet_music2vec.errors import CheckpointError
 from danet_music2vec.features import FeatureStore, write_features
 from danet_music2vec.params import SeparatorParams
 from danet_music2vec.separation import AttractorMasks, HeadMasks, Separator
-from danet_music2vec.separator_training import EpochStats, learning_rate, make_mixers, train_separator
+from danet_music2vec.separator_training import EpochStats, build_network, learning_rate, make_mixers, train_separator
 from tests.conftest import separate_params, separator_params
 
 torch.set_num_threads(1)
@@ -192,19 +192,41 @@ class _Stop(Exception):
     pass
 
 
-def test_validation_holds_out_labelled_tracks_only_and_the_pool_always_trains(tmp_path: Path) -> None:
+def test_validation_holds_out_the_profiles_clips_only_and_the_pools_always_train(tmp_path: Path) -> None:
     clips = synth_clips(6)
-    pool = pd.DataFrame([{"clip_id": f"separation/extra/p{i}", "kind": "music", "group": f"pool{i}", "path": f"music:{20 + i}"}
-                         for i in range(6)])  # fmt: skip
+    pool = pd.DataFrame([{"clip_id": f"separation/extra/p{i}", "kind": kind, "group": f"pool-{kind}{i}",
+                          "path": f"{kind}:{20 + i}"} for kind in ("music", "noise") for i in range(6)])  # fmt: skip
     write_features(pd.concat([clips, pool], ignore_index=True), CFG, tmp_path, sample_rate=RATE, load=synth_load, progress=False)
     store = FeatureStore(tmp_path)
     cfg = small(val_fraction=0.34, extra_music_share=0.5)
     train_mixer, val = make_mixers(store, cfg, noises=1)
-    assert set(val.music["group"]) and not set(val.music["clip_id"]).intersection(pool["clip_id"])
-    assert set(pool["group"]) <= set(train_mixer.music["group"]) and not set(val.music["group"]) & set(train_mixer.music["group"])
-    # The same validation tracks as without the pool: a variant with the pool is scored on the same mixtures.
+    for kind in ("music", "noise"):
+        held, trains = set(getattr(val, kind)["group"]), set(getattr(train_mixer, kind)["group"])
+        assert held and not held & set(pool["group"]) and not held & trains
+        assert set(pool.loc[pool["kind"] == kind, "group"]) <= trains
+    # The same validation tracks and recordings as without the pools: a variant with a pool is scored on the same mixtures.
     _, val_without = make_mixers(FeatureStore(make_store(tmp_path / "plain").root), cfg, noises=1)
     assert set(val.music["group"]) == set(val_without.music["group"])
+    assert set(val.noise["group"]) == set(val_without.noise["group"])
+
+
+def test_the_model_lists_every_clip_it_learned_from_or_was_chosen_on(store: FeatureStore, tmp_path: Path) -> None:
+    train(store, small(epochs=1), tmp_path / "c.pt")
+    clips = pd.DataFrame(checkpoints.export(tmp_path / "c.pt", tmp_path / "m.pt", "separator")["training_clips"])
+    assert sorted(clips["clip_id"]) == sorted(store.index["clip_id"])  # train + validation = the whole store
+    assert set(clips["role"]) == {"train", "validation"} and set(clips.columns) == {"clip_id", "kind", "label", "sha256", "role"}
+
+
+def test_finetuning_starts_from_the_given_network(store: FeatureStore, tmp_path: Path) -> None:
+    cfg = small(epochs=1)
+    trained = train(store, cfg, tmp_path / "a.pt")
+    init = checkpoints.export(tmp_path / "a.pt", tmp_path / "a_model.pt", "separator")
+    probe = make_mixers(store, cfg, noises=1)[1].fixed_batches(9, 8, 8)[0][0].abs()
+    tuned = train(store, small(epochs=1, start="finetune"), tmp_path / "b.pt", init=init)
+    with torch.inference_mode():  # one more epoch moved it, but from the trained weights, not a fresh network
+        moved = (tuned.model(probe) - trained.model(probe)).abs().mean()
+        fresh = (tuned.model(probe) - build_network(cfg, CFG.n_freq).eval()(probe)).abs().mean()
+    assert tuned.losses[0] < trained.losses[0] and moved < fresh
 
 
 def test_more_epochs_continue_a_finished_run(store: FeatureStore, tmp_path: Path) -> None:

@@ -37,14 +37,14 @@ from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.params import SeparateParams, SeparatorInference
-from danet_music2vec.separation.full_rate import full_rate_config, resample_masks
+from danet_music2vec.separation.full_rate import apply_music_mask
 from danet_music2vec.separation.policies import AttractorMasks, HeadMasks, OrderCount
 
 
 class Separation(NamedTuple):
     """What :meth:`Separator.separate` returns for one track."""
 
-    music: np.ndarray  # float32 at Separator.output_sample_rate(input rate)
+    music: np.ndarray  # float32 at Separator.output_sample_rate(input rate), shaped as the input
     noise: np.ndarray  # the mixture minus the music
     order: OrderCount  # DANet's k-means order decisions and swaps in this track (none for the mask head)
 
@@ -128,6 +128,19 @@ class Separator:
                                   "rerun `dvc repro separate`") from None  # fmt: skip
         return cls.from_network(state, settings)
 
+    @classmethod
+    def pretrained(cls, **overrides: Any) -> "Separator":
+        """The separator shipped inside the package (docs/MODEL_CARD.md), with the settings it was scored with.
+
+        ``overrides`` as in :meth:`load`. Needs no training: ``Separator.pretrained().separate(wave, rate)``.
+        """
+        from danet_music2vec.pretrained import SHIPPED
+
+        if not SHIPPED.is_file():
+            raise CheckpointError(f"{SHIPPED}: the shipped separator is missing from this installation; reinstall the "
+                                  "package (pip install .) or pass the path of a separator file")  # fmt: skip
+        return cls.load(SHIPPED, **overrides)
+
     def output_sample_rate(self, input_rate: int) -> int:
         """The rate of :meth:`separate`'s output for an input at ``input_rate``."""
         return input_rate if self.output_rate == "full" else self.cfg.sample_rate
@@ -156,24 +169,27 @@ class Separator:
         return masks.cpu(), count
 
     def separate(self, wave: np.ndarray, sample_rate: int) -> Separation:
-        """Music and noise of a mono track ``wave`` at :meth:`output_sample_rate`."""
+        """Music and noise of a track at :meth:`output_sample_rate`: ``wave`` is mono ``(samples,)`` or
+        ``(channels, samples)``, and so is the output.
+
+        The masks come from the channels' mean (the network hears mono) and are applied to every
+        channel, so a stereo file keeps its stereo image.
+        """
         wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"separate() needs a non-empty mono waveform, got shape {wave.shape}")
-        low = torch.from_numpy(np.ascontiguousarray(resample(wave, sample_rate, self.cfg.sample_rate)))
+        if wave.ndim not in (1, 2) or wave.size == 0:
+            raise ValueError(f"separate() needs a non-empty (samples,) or (channels, samples) waveform, got shape {wave.shape}")
+        channels = torch.from_numpy(np.ascontiguousarray(np.atleast_2d(wave)))
+        low = torch.from_numpy(np.ascontiguousarray(resample(channels.mean(0).numpy(), sample_rate, self.cfg.sample_rate)))
         spec = stft(low, self.cfg)
         masks, count = self.masks(spec)  # (frames, F, C)
         if self.output_rate == "stft":
-            mixture = low.numpy()
-            music = istft(masks[..., 0] * spec, self.cfg, length=low.shape[0])
+            channels = torch.from_numpy(np.ascontiguousarray(resample(channels.numpy(), sample_rate, self.cfg.sample_rate)))
+            music = istft(masks[..., 0] * stft(channels, self.cfg), self.cfg, length=channels.shape[-1])
         else:
-            full_cfg = full_rate_config(self.cfg, sample_rate)
-            full = torch.from_numpy(np.ascontiguousarray(wave))
-            full_spec = stft(full, full_cfg)
-            music_mask = resample_masks(masks, self.cfg, full_spec.shape, full_cfg)[0]
-            mixture = wave
-            music = istft(music_mask * full_spec, full_cfg, length=full.shape[0])
-        music = music.numpy().astype(np.float32)
+            music = apply_music_mask(masks, self.cfg, channels, sample_rate)
+        mixture, music = channels.numpy(), music.numpy().astype(np.float32)
+        if wave.ndim == 1:
+            mixture, music = mixture[0], music[0]
         # The masks sum to one and the STFT is linear: noise = mixture - music, without a second inverse STFT.
         return Separation(music, (mixture - music).astype(np.float32), count)
 

@@ -112,8 +112,16 @@ def data_fingerprint(store: FeatureStore) -> str:
     return digest.hexdigest()
 
 
-def build_network(cfg: SeparatorParams, n_freq: int) -> nn.Module:
-    """The network of ``cfg.architecture``: the mask network, or DANet (with a mask head for chimera)."""
+def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None = None) -> nn.Module:
+    """The network of ``cfg.architecture``: the mask network, or DANet (with a mask head for chimera).
+
+    ``init``: a loaded separator checkpoint to start from (``separator.start: finetune``): its network and weights.
+    """
+    if init is not None:
+        if init["model_config"]["n_freq"] != n_freq:
+            raise SourceError(f"the separator to fine-tune works on {init['model_config']['n_freq']} frequency bins, the "
+                              f"features on {n_freq}; set the stft params it was trained with: {init['stft']}")  # fmt: skip
+        return checkpoints.network(init).train()
     if cfg.embedding is None:
         return MaskNetwork(n_freq, hidden=cfg.hidden, layers=cfg.layers, n_sources=len(SOURCES), dropout=cfg.dropout)
     return DANet(n_freq, hidden=cfg.hidden, layers=cfg.layers, embedding_dim=cfg.embedding.embedding_dim,
@@ -301,12 +309,14 @@ def train_separator(
     on_epoch: Callable[[EpochStats], None] | None = None,
     world: World | None = None,
     progress: bool = True,
+    init: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or resume training of) the separator ``cfg`` describes on ``store``, with ``noises`` noise clips per
     training mixture; checkpoint to ``checkpoint_path`` after every epoch.
 
     ``world`` is this process's place under ``torchrun`` (:func:`danet_music2vec.distributed.join`);
-    every rank trains its share of each batch, and only rank 0 writes the checkpoint.
+    every rank trains its share of each batch, and only rank 0 writes the checkpoint. ``init``: a loaded
+    separator checkpoint whose network and weights training starts from (fine-tuning) instead of a fresh network.
     """
     checkpoint_path = Path(checkpoint_path)
     world = world or World(device=resolve_device(cfg.device))
@@ -316,7 +326,7 @@ def train_separator(
     train_mixer, val_mixer = make_mixers(store, cfg, noises)
     val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
     torch.manual_seed(cfg.seed)
-    model = build_network(cfg, store.config.n_freq)
+    model = build_network(cfg, store.config.n_freq, init)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, noises, model, data_fingerprint(store))
     progress = _resume(checkpoint_path, match, model, optimizer, cfg)

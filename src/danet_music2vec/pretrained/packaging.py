@@ -1,0 +1,56 @@
+"""Turn the separator trained by :mod:`.training` into the file shipped with the package.
+
+The shipped file is a separator checkpoint (:mod:`danet_music2vec.checkpoints`) with the
+weights in half precision (half the megabytes; the separation it gives is measured against
+full precision in docs/MODEL_CARD.md), the inference settings of the recipe's params.yaml,
+the manifest of its training clips (``training_clips``, also written as a CSV for people),
+and ``card``: what trained it, for how long, from which commit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from danet_music2vec import checkpoints
+from danet_music2vec.atomic import write_csv
+from danet_music2vec.params import load_params
+from danet_music2vec.pretrained import RECIPE, SHIPPED
+
+NETWORK = "models/separator_network.pt"
+
+
+def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, half: bool = True) -> dict[str, Any]:
+    """Write the shipped separator from the training work folder ``work``; returns its card."""
+    network = checkpoints.load(work / NETWORK, "separator")
+    params = load_params(work / "params.yaml")
+    trained = json.loads((work / "metrics" / "train_separator.json").read_text())
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True, text=True).stdout.strip()
+    cfg = params.separator
+    clips = network["training_clips"]
+    card = {
+        "recipe": RECIPE,
+        "commit": commit,
+        "architecture": network["model_config"]["architecture"],
+        "epochs": trained["epochs"],
+        "steps": trained["epochs"] * cfg.steps_per_epoch,
+        "batch_size": cfg.batch_size,
+        "train_seconds": trained["seconds"],
+        "device": trained["device"],
+        "best_epoch": trained["best_epoch"],
+        "best_val_si_sdr": trained["best_val_si_sdr"],
+        "clips": {f"{role}.{kind}": n for (role, kind), n in sorted(Counter((c["role"], c["kind"]) for c in clips).items())},
+        "precision": "fp16" if half else "fp32",
+    }
+    state = network | {"inference": params.separate.used(card["architecture"]), "card": card}
+    if half:
+        state["model_state"] = {k: v.half() if v.is_floating_point() else v for k, v in network["model_state"].items()}
+    checkpoints.save(out, "separator", state)
+    if manifest_csv is not None:
+        write_csv(manifest_csv, pd.DataFrame(clips))
+    return card
