@@ -227,6 +227,8 @@ def test_finetuning_starts_from_the_given_network(store: FeatureStore, tmp_path:
         moved = (tuned.model(probe) - trained.model(probe)).abs().mean()
         fresh = (tuned.model(probe) - build_network(cfg, CFG.n_freq).eval()(probe)).abs().mean()
     assert tuned.losses[0] < trained.losses[0] and moved < fresh
+    manifest = pd.DataFrame(checkpoints.load(tmp_path / "b.pt", "separator")["training_clips"])
+    assert len(manifest) == 2 * len(store) and set(manifest["role"]) == {"train", "validation", "init:train", "init:validation"}
 
 
 def test_more_epochs_continue_a_finished_run(store: FeatureStore, tmp_path: Path) -> None:

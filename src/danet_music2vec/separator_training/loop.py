@@ -290,7 +290,8 @@ def _checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, progre
 
 
 def clip_manifest(train: DynamicMixer, val: DynamicMixer | None) -> list[dict[str, str]]:
-    """Every clip the separator learns from or is chosen on: ``clip_id, kind, label, sha256, role`` (train | validation).
+    """Every clip the separator learns from or is chosen on: ``clip_id, kind, label, sha256, role`` (train | validation;
+    a fine-tuned network adds its starting point's clips as init:train | init:validation).
 
     Kept in the checkpoint and the exported model, so a model's training data can be checked
     against any test set (:mod:`danet_music2vec.data.manifest`).
@@ -330,7 +331,9 @@ def train_separator(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, noises, model, data_fingerprint(store))
     progress = _resume(checkpoint_path, match, model, optimizer, cfg)
-    progress.clips = clip_manifest(train_mixer, val_mixer)
+    # A fine-tuned network also carries what its starting point learned from.
+    inherited = [clip | {"role": f"init:{clip['role']}"} for clip in init["training_clips"]] if init else []
+    progress.clips = clip_manifest(train_mixer, val_mixer) + inherited
     model.to(device)
     _optimizer_to(optimizer, device)
     # The anchors are a parameter of every embedding model but shape the loss only with attractor: anchored.
