@@ -19,11 +19,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
+from danet_music2vec.audio import AudioError, audio_info, load_audio, save_audio
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
+from danet_music2vec.service import denoise, separate_music
 
 EXIT_USER_ERROR = 2
 WRITABLE = (".wav", ".flac", ".ogg")
@@ -53,12 +52,6 @@ def _load_separator(path: Path, band_limited: bool):  # type: ignore[no-untyped-
     return Separator.load(path, **({"output_rate": "stft"} if band_limited else {}))
 
 
-def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The separator's music estimate and its sample rate (the input's, or the STFT rate with --band-limited)."""
-    music = separator.separate(wave, sample_rate).music
-    return np.asarray(music, dtype=np.float32).reshape(-1), int(separator.output_sample_rate(sample_rate))
-
-
 def cmd_denoise(args: argparse.Namespace) -> int:
     model = Path(args.model)
     _require_model(model, "separate", "--model")
@@ -68,10 +61,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     source = Path(args.input)
     rate = _native_rate(source)
     wave = load_audio(source, rate, check_silence=False)
-    music, music_rate = _denoise(_load_separator(model, args.band_limited), wave, rate)
     # Written at the input's rate, whatever rate the separator worked at (band-limited with --band-limited).
-    music = resample(music, music_rate, rate)
-    music = np.pad(music, (0, max(0, len(wave) - len(music))))[: len(wave)]
+    music = denoise(_load_separator(model, args.band_limited), wave, rate)
     clipped = save_audio(out, music, rate)
     note = f" ({clipped} samples clipped at full scale)" if clipped else ""
     print(f"{out}: denoised music, {len(music) / rate:.1f} s at {rate} Hz{note}")
@@ -92,7 +83,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
     if args.denoise:
-        wave, rate = _denoise(_load_separator(Path(args.separator), args.band_limited), wave, rate)
+        wave, rate = separate_music(_load_separator(Path(args.separator), args.band_limited), wave, rate)
     what = "denoised " if args.denoise else ""
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
