@@ -4,6 +4,7 @@
     dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--separator models/separator.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
     dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
+    dm2v promote [--name danet-music2vec] [--tracking-uri URI]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo:
 the file is mixed down to mono and resampled. User mistakes (missing file or model,
@@ -143,6 +144,23 @@ def cmd_copy_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    # Imported here: the audio commands must not pay for mlflow's import.
+    from danet_music2vec.errors import TrackingError
+    from danet_music2vec.tracking import tracking_uri
+    from danet_music2vec.tracking.registry import promote
+
+    uri = args.tracking_uri or tracking_uri(Path.cwd())
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"{uri}: no such MLflow store; run from the repository that has mlflow.db (or pass --tracking-uri)")
+    try:
+        promotion = promote(args.name, uri)
+    except TrackingError as err:
+        raise UserError(str(err)) from None
+    print("\n".join(promotion.report()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm2v", description="Denoise music and classify its genre with the trained models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--to", dest="target", required=True, help="tracking URI to copy to, e.g. http://mlflow.example:5000")
     copy.add_argument("--from", dest="source", help="tracking URI to copy from (default: sqlite:///<cwd>/mlflow.db)")
     copy.set_defaults(func=cmd_copy_runs)
+
+    from danet_music2vec.tracking.registry import RULE
+
+    promote = sub.add_parser(
+        "promote", help="register the best packaged pipeline run and point the alias 'champion' at it",
+        description=f"Rule: {RULE}. The alias moves only when a better run exists; run it again any time.",
+    )  # fmt: skip
+    promote.add_argument("--name", default="danet-music2vec", help="registered model name (default: %(default)s)")
+    promote.add_argument(
+        "--tracking-uri", help="tracking store, e.g. http://mlflow:5000 (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"
+    )
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 
