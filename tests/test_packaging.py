@@ -104,3 +104,18 @@ def test_promote_registers_the_best_run_and_moves_the_alias_only_for_a_better_on
     assert client.get_model_version_by_alias(NAME, ALIAS).run_id == tie
     versions = client.search_model_versions(f"name = '{NAME}'")
     assert sorted(v.run_id for v in versions) == sorted([better, tie]) and worse not in {v.run_id for v in versions}
+
+
+def test_promote_on_the_team_stack(models: tuple[Path, Path], store: Path, on_team_stack, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """PostgreSQL + S3 behind an MLflow server: `dm2v promote --tracking-uri` registers, the alias resolves."""
+    import mlflow
+
+    name = "danet-music2vec-team"
+    package(models, "team-a", 0.5, 2.0, monkeypatch)
+    best = package(models, "team-b", 0.8, 2.0, monkeypatch)
+    assert cli.main(["promote", "--name", name, "--tracking-uri", on_team_stack.tracking_uri]) == 0
+    out = capsys.readouterr().out
+    assert f"models:/{name}@{ALIAS} -> version" in out and best in out
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")  # the artifacts come back from S3 through the server
+    assert model.metadata.run_id == best
