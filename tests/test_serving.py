@@ -68,9 +68,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
         banded_separator_file(root / "separator.pt", split_hz=2000, settings=separate_params(device="cpu")),
         music2vec_file(root / "music2vec.pt", ["classical", "rock"]),
     )
-    uri = tracking.tracking_uri(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        uri = tracking.tracking_uri(root)
         mp.setenv("DVC_ROOT", str(root))
         mp.setenv("DVC_EXP_NAME", "served")
         with tracking.stage_run("package", {"noises": 1}) as run:

@@ -176,7 +176,10 @@ def model_server(workdir: Path, model_uri: str, env: Mapping[str, str] | None = 
         "--env-manager", "local", "-h", HOST, "-p", str(port),
     ]  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
-    with _process(args, workdir / "model-server.log", os.environ | dict(env or {}), f"{url}/ping", timeout_s) as pid:
+    # The registry that resolves models:/ follows the tracking URI, not a MLFLOW_REGISTRY_URI that an earlier
+    # mlflow call exported into this process's environment (mlflow.set_registry_uri does).
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
+    with _process(args, workdir / "model-server.log", inherited | dict(env or {}), f"{url}/ping", timeout_s) as pid:
         yield ModelServer(url, pid)
 
 
