@@ -109,3 +109,17 @@ def music2vec_file(path: Path, classes: Sequence[str], cfg: Music2VecParams | No
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.save(path, "music2vec", state)
     return path
+
+
+def banded_separator_file(path: Path, split_hz: float, settings: SeparateParams | None = None,
+                          stft_cfg: StftConfig = TINY_STFT) -> Path:  # fmt: skip
+    """models/separator.pt of a tiny mask network whose head says "music" below ``split_hz`` and "noise" above,
+    whatever it hears: the oracle separator of a low tone in high-band noise (a real network file, weights set)."""
+    cfg = tiny_separator_params()
+    model = tiny_separator_network(cfg, stft_cfg)
+    freqs = torch.arange(stft_cfg.n_freq) * stft_cfg.sample_rate / stft_cfg.n_fft
+    music = torch.where(freqs < split_hz, 10.0, -10.0)
+    with torch.no_grad():
+        model.mask_head.linear.weight.zero_()
+        model.mask_head.linear.bias.copy_(torch.stack([music, -music], dim=-1).reshape(-1))  # (F, C) flattened, music first
+    return separator_file(path, model, cfg, settings, stft_cfg)

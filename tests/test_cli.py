@@ -77,7 +77,7 @@ def test_missing_model_names_the_stage_to_run(tmp_path: Path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert cli.main(["classify", str(ROCK[0])]) == 2
     assert "models/music2vec.pt not found: run `dvc repro train_music2vec` (or pass --model)" in capsys.readouterr().err
-    assert cli.main(["denoise", str(ROCK[0]), "-o", "out.wav"]) == 2
+    assert cli.main(["denoise", str(ROCK[0]), "-o", "out.wav", "--model", "models/separator.pt"]) == 2
     assert "models/separator.pt not found: run `dvc repro separate` (or pass --model)" in capsys.readouterr().err
     assert not (tmp_path / "out.wav").exists()
 
@@ -163,26 +163,27 @@ def _stereo(tmp_path: Path, rate: int = 16000) -> tuple[Path, np.ndarray]:
     stereo = (0.2 * np.random.default_rng(0).standard_normal((rate, 2))).astype(np.float32)
     source = tmp_path / "in.wav"
     sf.write(source, stereo, rate, subtype="FLOAT")
-    return source, stereo.mean(axis=1)
+    return source, np.ascontiguousarray(stereo.T)
 
 
-def test_denoise_writes_mono_music_at_the_input_rate(tiny_separator: Path, tmp_path: Path, capsys) -> None:
-    source, mono = _stereo(tmp_path)
+def test_denoise_writes_the_music_with_the_input_rate_and_channels(tiny_separator: Path, tmp_path: Path, capsys) -> None:
+    source, stereo = _stereo(tmp_path)
     out = tmp_path / "sub" / "clean.flac"
     argv = ["denoise", str(source), "-o", str(out), "--model", str(tiny_separator)]
     assert cli.main(argv) == 0  # default: the file's settings (output_rate full: masked at the file's own rate)
-    written, rate = sf.read(out, dtype="float32")
-    assert rate == 16000 and written.ndim == 1 and len(written) == 16000
-    music = Separator.load(tiny_separator).separate(mono, 16000).music
-    np.testing.assert_allclose(written, np.clip(music, -1, 1), atol=PCM16)
+    assert "2 channel(s)" in capsys.readouterr().out
+    written, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == 16000 and written.shape == (16000, 2)
+    music = Separator.load(tiny_separator).separate(stereo, 16000).music
+    np.testing.assert_allclose(written.T, np.clip(music, -1, 1), atol=PCM16)
     # --band-limited: the separator works (and answers) at 8 kHz; the file is still written at the input's rate.
     assert cli.main([*argv, "--band-limited"]) == 0
-    written, rate = sf.read(out, dtype="float32")
-    assert rate == 16000 and len(written) == 16000
-    low = Separator.load(tiny_separator, output_rate="stft").separate(mono, 16000).music
+    written, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == 16000 and written.shape == (16000, 2)
+    low = Separator.load(tiny_separator, output_rate="stft").separate(stereo, 16000).music
     expected = resample(low, 8000, 16000)
-    expected = np.pad(expected, (0, max(0, 16000 - len(expected))))[:16000]
-    np.testing.assert_allclose(written, expected, atol=PCM16)
+    expected = np.pad(expected, ((0, 0), (0, max(0, 16000 - expected.shape[-1]))))[:, :16000]
+    np.testing.assert_allclose(written.T, expected, atol=PCM16)
     assert cli.main(["denoise", str(source), "-o", str(tmp_path / "x.mp3"), "--model", str(tiny_separator)]) == 2
     assert "unsupported output format '.mp3'" in capsys.readouterr().err
 
@@ -195,7 +196,10 @@ def test_denoise_gives_the_separate_stage_audio(stored: dict, tmp_path: Path) ->
     path = separator_file(tmp_path / "separator.pt", cfg=cfg, settings=settings)
     # The separate stage's path: the network checkpoint + params.separate (stages/separate.py).
     network = {k: v for k, v in checkpoints.load(path, "separator").items() if k != "inference"}
-    source, mono = _stereo(tmp_path)
+    _, stereo = _stereo(tmp_path)
+    mono = stereo.mean(0)  # the separate stage's mixtures are mono
+    source = tmp_path / "mono.wav"
+    sf.write(source, mono, 16000, subtype="FLOAT")
     stage_music = Separator.from_network(network, settings).separate(mono, 16000).music
     out = tmp_path / "clean.wav"
     assert cli.main(["denoise", str(source), "-o", str(out), "--model", str(path)]) == 0

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO
 
 DATA_STAGES = ["download", "split", "mix", "features"]
-ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "classify", "score", "sweep"]
+ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "classify", "score", "sweep", "package"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
     "separator": {"hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
@@ -238,7 +238,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
     # "cache music2vec": nothing train_music2vec depends on changes with `noises`
-    assert ran(exp) == {"mix", "train_separator", "separate", "classify", "score", "sweep"}
+    assert ran(exp) == {"mix", "train_separator", "separate", "classify", "score", "sweep", "package"}
 
     import json
 
@@ -256,6 +256,12 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     for parent in parents.values():
         assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
         assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1"} <= set(parent.data.metrics)
+
+    # Each run packaged its served model; promote chooses between the two by its rule.
+    from danet_music2vec.tracking.registry import promote
+
+    promotion = promote("danet-music2vec", f"sqlite:///{repo / 'mlflow.db'}")
+    assert promotion.moved and promotion.candidates == 2
 
     for stage in ("train_separator", "train_music2vec"):  # rank 0 alone records
         assert json.loads((repo / "metrics" / f"{stage}.json").read_text())["processes"] == 2

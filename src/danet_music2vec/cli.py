@@ -4,6 +4,7 @@
     dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--separator models/separator.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
     dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
+    dm2v promote [--name danet-music2vec] [--tracking-uri URI]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo.
 `denoise` writes the music with the input's rate and channels (the masks come from the
@@ -20,11 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
+from danet_music2vec.audio import AudioError, audio_info, load_audio, save_audio
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
+from danet_music2vec.service import denoise, separate_music
 
 EXIT_USER_ERROR = 2
 WRITABLE = (".wav", ".flac", ".ogg")
@@ -56,13 +56,6 @@ def _load_separator(path: Path | None, band_limited: bool):  # type: ignore[no-u
     return Separator.pretrained(**overrides) if path is None else Separator.load(path, **overrides)
 
 
-def _denoise(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The separator's music estimate, shaped as ``wave``, and its sample rate (the input's, or the STFT rate with
-    --band-limited)."""
-    music = separator.separate(wave, sample_rate).music
-    return np.asarray(music, dtype=np.float32), int(separator.output_sample_rate(sample_rate))
-
-
 def cmd_denoise(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else None
     if model is not None:
@@ -73,11 +66,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     source = Path(args.input)
     rate = _native_rate(source)
     wave = load_audio(source, rate, check_silence=False, mono=False)  # (channels, samples)
-    music, music_rate = _denoise(_load_separator(model, args.band_limited), wave, rate)
-    # Written at the input's rate, whatever rate the separator worked at (band-limited with --band-limited).
-    music = resample(music, music_rate, rate)
+    # Written at the input's rate and channels, whatever rate the separator worked at (band-limited with --band-limited).
+    music = denoise(_load_separator(model, args.band_limited), wave, rate)
     samples = wave.shape[-1]
-    music = np.pad(music, ((0, 0), (0, max(0, samples - music.shape[-1]))))[:, :samples]
     clipped = save_audio(out, music, rate)
     note = f" ({clipped} samples clipped at full scale)" if clipped else ""
     which = "the shipped separator" if model is None else str(model)
@@ -100,7 +91,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
     if args.denoise:
-        wave, rate = _denoise(_load_separator(separator, args.band_limited), wave, rate)
+        wave, rate = separate_music(_load_separator(separator, args.band_limited), wave, rate)
     what = "denoised " if args.denoise else ""
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
@@ -160,6 +151,23 @@ def cmd_copy_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    # Imported here: the audio commands must not pay for mlflow's import.
+    from danet_music2vec.errors import TrackingError
+    from danet_music2vec.tracking import tracking_uri
+    from danet_music2vec.tracking.registry import promote
+
+    uri = args.tracking_uri or tracking_uri(Path.cwd())
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UserError(f"{uri}: no such MLflow store; run from the repository that has mlflow.db (or pass --tracking-uri)")
+    try:
+        promotion = promote(args.name, uri)
+    except TrackingError as err:
+        raise UserError(str(err)) from None
+    print("\n".join(promotion.report()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dm2v", description="Denoise music and classify its genre with the trained models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--to", dest="target", required=True, help="tracking URI to copy to, e.g. http://mlflow.example:5000")
     copy.add_argument("--from", dest="source", help="tracking URI to copy from (default: sqlite:///<cwd>/mlflow.db)")
     copy.set_defaults(func=cmd_copy_runs)
+
+    from danet_music2vec.tracking.registry import RULE
+
+    promote = sub.add_parser(
+        "promote", help="register the best packaged pipeline run and point the alias 'champion' at it",
+        description=f"Rule: {RULE}. The alias moves only when a better run exists; run it again any time.",
+    )  # fmt: skip
+    promote.add_argument("--name", default="danet-music2vec", help="registered model name (default: %(default)s)")
+    promote.add_argument(
+        "--tracking-uri", help="tracking store, e.g. http://mlflow:5000 (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)"
+    )
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 

@@ -331,6 +331,12 @@ class SweepParams(Group):
     mixtures_per_clip: PositiveInt
 
 
+class ServeParams(Group):
+    """The served model's request limits (the ``package`` stage stores them in the model)."""
+
+    max_seconds: PositiveNumber
+
+
 class Params(Group):
     """The whole of params.yaml."""
 
@@ -344,6 +350,7 @@ class Params(Group):
     music2vec: Music2VecParams
     score: ScoreParams
     sweep: SweepParams
+    serve: ServeParams
 
     def used(self) -> dict[str, Any]:
         """Every key the chosen separator architecture uses, as plain data (what MLflow logs and keys runs by)."""

@@ -89,13 +89,13 @@ def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout_s: float)
 
 
 @contextmanager
-def _process(args: list[str], log: Path, env: Mapping[str, str], ready_url: str, timeout_s: float) -> Iterator[None]:
-    """Run ``args`` until the block ends; its own process group, so its workers stop with it."""
+def _process(args: list[str], log: Path, env: Mapping[str, str], ready_url: str, timeout_s: float) -> Iterator[int]:
+    """Run ``args`` until the block ends (yields its pid); its own process group, so its workers stop with it."""
     with open(log, "wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True)
     try:
         _wait_http(ready_url, process, log, timeout_s)
-        yield
+        yield process.pid
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -152,6 +152,35 @@ def mlflow_server(workdir: Path, backend_uri: str, s3_server: S3Server, artifact
     env.pop("MLFLOW_TRACKING_URI", None)
     with _process(args, workdir / "mlflow-server.log", env, f"{url}/health", timeout_s=180):
         yield url
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    """A running ``mlflow models serve``: its URL and process id (the root of its process tree, for memory figures)."""
+
+    url: str
+    pid: int
+
+
+@contextmanager
+def model_server(workdir: Path, model_uri: str, env: Mapping[str, str] | None = None, timeout_s: float = 180) -> Iterator[ModelServer]:
+    """``mlflow models serve -m model_uri --env-manager local`` on a free port of 127.0.0.1 (the README's command).
+
+    ``env`` adds to this process's environment (e.g. ``MLFLOW_TRACKING_URI``, where a
+    ``models:/`` URI is resolved). The server's log is ``workdir/model-server.log``.
+    """
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    args = [
+        str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
+        "--env-manager", "local", "-h", HOST, "-p", str(port),
+    ]  # fmt: skip
+    workdir.mkdir(parents=True, exist_ok=True)
+    # The registry that resolves models:/ follows the tracking URI, not a MLFLOW_REGISTRY_URI that an earlier
+    # mlflow call exported into this process's environment (mlflow.set_registry_uri does).
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
+    with _process(args, workdir / "model-server.log", inherited | dict(env or {}), f"{url}/ping", timeout_s) as pid:
+        yield ModelServer(url, pid)
 
 
 @contextmanager
