@@ -18,7 +18,7 @@ DATA_STAGES = ["download", "split", "mix", "features"]
 ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "classify", "score", "sweep", "package"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
-    "separator": {"hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
+    "separator": {"start": "scratch", "hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
     "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
     "score": {"bootstrap_n": 50},
     "sweep": {"snr_db": [-5, 0]},
@@ -69,10 +69,20 @@ def repo(tmp_path, make_library):
     music_dir, noise_dir = make_library(genres=("rock", "folk"), clips_per_genre=4, noises=8, music_seconds=6.0)
     shutil.move(str(music_dir), copy / "data" / "sample" / "music")
     shutil.move(str(noise_dir), copy / "data" / "sample" / "noise")
-    extra, _ = make_library(genres=("unlabelled",), clips_per_genre=2, noises=1, music_seconds=6.0)
+    extra, extra_noise = make_library(genres=("unlabelled",), clips_per_genre=2, noises=3, music_seconds=6.0)
     shutil.move(str(extra / "unlabelled"), copy / "data" / "extra-music")
+    # A separator-only noise pool: two recordings of its own, one from ESC-50 fold 5 (held out: the full profile tests there).
+    pool = copy / "data" / "extra-noise"
+    pool.mkdir(parents=True)
+    rows = []
+    for i, wav in enumerate(sorted(extra_noise.glob("*.wav"))):
+        name = f"{5 if i == 2 else 4}-{9000 + i}-A-{i}.wav"
+        shutil.move(str(wav), pool / name)
+        rows.append(f"{name},{name[0]},{i},cat{i},False,{9000 + i},A")
+    (pool / "meta.csv").write_text("filename,fold,target,category,esc10,src_file,take\n" + "\n".join(rows) + "\n")
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["data"]["separation_music_dirs"] = ["data/extra-music"]
+    params["data"]["separation_noise_dirs"] = ["data/extra-noise"]
     params["mix"]["test_mixtures_per_clip"] = 2
     for group, values in TINY.items():
         params[group].update(values)
@@ -280,6 +290,27 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     params["separate"]["danet"]["kmeans_scope"] = "chunk"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert "up to date" in sh(["dvc", "status"], repo).lower()
+
+
+def test_the_shipped_separator_starts_the_pipeline_without_training(repo):
+    import json
+
+    import torch
+
+    from danet_music2vec import checkpoints
+    from danet_music2vec.pretrained import SHIPPED
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["separator"]["start"] = "shipped"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(["dvc", "repro", "separate"], repo)
+    assert {"features", "train_separator", "separate"} <= ran(out)
+    assert json.loads((repo / "metrics" / "train_separator.json").read_text())["start"] == "shipped"
+    assert json.loads((repo / "metrics" / "features.json").read_text())["pool_noise_held_out"] == 1  # the fold-5 clip
+    shipped, used = checkpoints.load(SHIPPED, "separator"), checkpoints.load(repo / "models" / "separator.pt", "separator")
+    for key, value in shipped["model_state"].items():
+        assert torch.equal(used["model_state"][key], value)
+    assert len(pd.read_parquet(repo / "data" / "separated" / "index.parquet")) > 0
 
 
 def test_unreachable_tracking_server_stops_the_stage_before_it_touches_outputs(repo):
