@@ -179,6 +179,8 @@ def model_server(workdir: Path, model_uri: str, env: Mapping[str, str] | None = 
     # The registry that resolves models:/ follows the tracking URI, not a MLFLOW_REGISTRY_URI that an earlier
     # mlflow call exported into this process's environment (mlflow.set_registry_uri does).
     inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
+    # mlflow starts `uvicorn` by name: the environment's own, also when its bin/ is not on PATH.
+    inherited["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     with _process(args, workdir / "model-server.log", inherited | dict(env or {}), f"{url}/ping", timeout_s) as pid:
         yield ModelServer(url, pid)
 
