@@ -2,6 +2,8 @@
 
     python scripts/train_pretrained.py train [--work pretrained-run]   # hours on 2 cores; rerun to resume
     python scripts/train_pretrained.py package [--work pretrained-run] [--fp32]
+    python scripts/train_pretrained.py evaluate      # the model card's conditions: dvc exp run per start x condition
+    python scripts/train_pretrained.py card          # their scores, as the table of docs/MODEL_CARD.md
 
 ``train`` clones this repository's HEAD into the work folder, writes the recipe
 (danet_music2vec.pretrained.RECIPE) into its params.yaml and runs `dvc repro train_separator`
@@ -9,7 +11,9 @@ there: the pipeline's own download, split, features and train_separator stages o
 profile's training split plus data/extra-music and data/extra-noise. Interrupted, the same
 command continues from the last finished epoch. ``package`` writes
 src/danet_music2vec/pretrained/separator.pt (half precision unless --fp32) and
-docs/pretrained_manifest.csv (every training clip with its sha256).
+docs/pretrained_manifest.csv (every training clip with its sha256). ``evaluate`` runs the pipeline
+up to `score` with the shipped and the from-scratch separator, 1 and 2 noises, 0 and -5 dB
+(danet_music2vec.experiments.card); ``card`` prints their table.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from danet_music2vec.experiments.card import card_table, run_card
 from danet_music2vec.pretrained.packaging import package
 from danet_music2vec.pretrained.training import prepare, train
 
@@ -26,13 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("train", "package"))
+    parser.add_argument("command", choices=("train", "package", "evaluate", "card"))
     parser.add_argument("--work", type=Path, default=REPO / "pretrained-run", help="the training clone (default: %(default)s)")
     parser.add_argument("--fp32", action="store_true", help="package the weights in full precision")
     args = parser.parse_args()
     if args.command == "train":
         print(f"{args.work}: commit {prepare(REPO, args.work)}")
         train(args.work)
+    elif args.command == "evaluate":
+        run_card(REPO)
+    elif args.command == "card":
+        print(card_table(REPO))
     else:
         card = package(args.work, manifest_csv=REPO / "docs" / "pretrained_manifest.csv", half=not args.fp32)
         print(json.dumps(card, indent=2))
