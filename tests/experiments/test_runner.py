@@ -24,8 +24,10 @@ def test_ablation_runs_what_mlflow_has_not_recorded_and_force_starts_a_clean_rec
     runner.run_ablation([7], [2], [2], force=False, repo=tmp_path)
     assert dvc_calls() == [
         ["exp", "run", "--temp", "-n", "abl-07-full-rate-n2", "-S", "noises=2", "-S", "music2vec.augment_gain_db=null",
-         "-S", "music2vec.augment_lowpass_hz=[]", "-S", "sweep.snr_db=[-5.0, 0.0]"],
-        ["exp", "run", "--temp", "-n", "abl-var-mask-floor-n2", "-S", "noises=2", "-S", "separator.architecture=chimera",
+         "-S", "music2vec.augment_lowpass_hz=[]", "-S", "data.separation_noise_dirs=[]", "-S", "separator.start=scratch",
+         "-S", "sweep.snr_db=[-5.0, 0.0]"],
+        ["exp", "run", "--temp", "-n", "abl-var-mask-floor-n2", "-S", "noises=2", "-S", "separator.start=scratch",
+         "-S", "separator.architecture=chimera",
          "-S", "separator.epochs=15", "-S", "separate.mask_floor=0.1", "-S", "sweep.snr_db=[-5.0, 0.0]"],
     ]  # fmt: skip
     monkeypatch.setenv("DVC_EXP_NAME", "abl-07-full-rate-n2")
@@ -44,14 +46,15 @@ def test_separators_skip_what_was_saved_on_this_code_under_either_name(tmp_path,
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     save_experiment(repo, "sep-mask-baseline-s0", np.zeros(4))  # saved under the recipe's old name
     runner.run_separators(["mask-network", "default"], [0], force=False, repo=repo)
-    assert dvc_calls() == [["exp", "run", "--temp", "-n", "sep-default-s0", "-S", "separator.seed=0", "score"]]
+    assert dvc_calls() == [["exp", "run", "--temp", "-n", "sep-default-s0", "-S", "separator.start=scratch", "-S",
+                            "separator.seed=0", "score"]]  # fmt: skip
     runner.run_separators(["mask-network"], [0], force=True, repo=repo, noises=2)
     runner.run_separators(["mask-network"], [0], force=True, repo=repo)
     assert dvc_calls()[1:] == [
-        ["exp", "run", "--temp", "-n", "sep-mask-network-n2-s0", "-S", "separator.architecture=mask", "-S", "separator.epochs=15",
-         "-S", "separator.seed=0", "-S", "noises=2", "score"],
-        ["exp", "run", "--temp", "-n", "sep-mask-network-s0", "-S", "separator.architecture=mask", "-S", "separator.epochs=15",
-         "-S", "separator.seed=0", "score"],
+        ["exp", "run", "--temp", "-n", "sep-mask-network-n2-s0", "-S", "separator.start=scratch", "-S",
+         "separator.architecture=mask", "-S", "separator.epochs=15", "-S", "separator.seed=0", "-S", "noises=2", "score"],
+        ["exp", "run", "--temp", "-n", "sep-mask-network-s0", "-S", "separator.start=scratch", "-S",
+         "separator.architecture=mask", "-S", "separator.epochs=15", "-S", "separator.seed=0", "score"],
     ]  # fmt: skip
 
 

@@ -33,7 +33,7 @@ def test_rows_go_from_the_original_to_the_defaults_one_fix_at_a_time():
 def test_every_variant_overrides_existing_params_with_other_values():
     params = _params()
     recipes = variants.SEPARATOR_VARIANTS
-    assert recipes["default"].overrides == {} and recipes["default"].reference is None
+    assert recipes["default"].overrides == variants.SCRATCH and recipes["default"].reference is None
     for name, variant in (recipes | variants.ABLATION_VARIANTS).items():
         assert variant.reference is None or variant.reference in recipes, name
         changed = []

@@ -45,9 +45,14 @@ def _curve(name: str, what: str, losses: pd.DataFrame, trained: dict, params: di
     return Curve(name, what, table, group["hidden"], test)
 
 
-def experiment_curves(variants: list[str], repo: Path, seed: int = 0) -> list[Curve]:
-    """The curves of the separator comparison's saved experiments (``variants`` with ``seed``), newest code only."""
-    names = {separator_name(v, seed): v for v in variants}
+def experiment_curves(variants: list[str], repo: Path, seed: int = 0, saved_as: dict[str, str] | None = None) -> list[Curve]:
+    """The curves of the separator comparison's saved experiments (``variants`` with ``seed``), newest code only.
+
+    ``saved_as``: variant -> the recipe name its experiment was saved under, where that differs (a recipe that
+    was the default when it ran was saved as ``default``).
+    """
+    saved_as = saved_as or {}
+    names = {separator_name(saved_as.get(v, v), seed): v for v in variants}
     found = saved_experiments(list(names), repo)
     newest = next(iter(dict.fromkeys(code for code, _ in found)), None)
     curves = []
