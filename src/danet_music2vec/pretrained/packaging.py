@@ -19,7 +19,7 @@ import pandas as pd
 
 from danet_music2vec import checkpoints
 from danet_music2vec.atomic import write_csv
-from danet_music2vec.params import load_params
+from danet_music2vec.params import SeparateParams, read_params_yaml
 from danet_music2vec.pretrained import RECIPE, SHIPPED
 
 NETWORK = "models/separator_network.pt"
@@ -28,18 +28,21 @@ NETWORK = "models/separator_network.pt"
 def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, half: bool = True) -> dict[str, Any]:
     """Write the shipped separator from the training work folder ``work``; returns its card."""
     network = checkpoints.load(work / NETWORK, "separator")
-    params = load_params(work / "params.yaml")
+    # The work folder's params.yaml is of the commit that trained it: only the groups used here are read, so a
+    # later schema (keys added since) still packages it.
+    params = read_params_yaml(work / "params.yaml")
+    separate = SeparateParams.model_validate(params["separate"])
     trained = json.loads((work / "metrics" / "train_separator.json").read_text())
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True, text=True).stdout.strip()
-    cfg = params.separator
+    steps_per_epoch, batch_size = params["separator"]["steps_per_epoch"], params["separator"]["batch_size"]
     clips = network["training_clips"]
     card = {
         "recipe": RECIPE,
         "commit": commit,
         "architecture": network["model_config"]["architecture"],
         "epochs": trained["epochs"],
-        "steps": trained["epochs"] * cfg.steps_per_epoch,
-        "batch_size": cfg.batch_size,
+        "steps": trained["epochs"] * steps_per_epoch,
+        "batch_size": batch_size,
         "train_seconds": trained["seconds"],
         "device": trained["device"],
         "best_epoch": trained["best_epoch"],
@@ -47,7 +50,7 @@ def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, h
         "clips": {f"{role}.{kind}": n for (role, kind), n in sorted(Counter((c["role"], c["kind"]) for c in clips).items())},
         "precision": "fp16" if half else "fp32",
     }
-    state = network | {"inference": params.separate.used(card["architecture"]), "card": card}
+    state = network | {"inference": separate.used(card["architecture"]), "card": card}
     if half:
         state["model_state"] = {k: v.half() if v.is_floating_point() else v for k, v in network["model_state"].items()}
     checkpoints.save(out, "separator", state)
