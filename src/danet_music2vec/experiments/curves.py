@@ -84,17 +84,19 @@ def curves_markdown(curves: list[Curve], figure: str) -> str:
     """The table of ``curves`` under the figure's link."""
     lines = [f"![validation SI-SDR against training budget]({figure})\n\n",
              "| run | what | width | steps x batch | wall min | best val SI-SDR (epoch) | flattens | test GNSDR | "
-             "separated F1 |\n|---|---|---|---|---|---|---|---|---|\n"]  # fmt: skip
+             "full band | separated F1 |\n|---|---|---|---|---|---|---|---|---|---|\n"]  # fmt: skip
     for c in curves:
         t = c.epochs
         best = t.loc[t["val_si_sdr"].idxmax()]
         # Where the curve flattens: the first epoch within 0.25 dB of the best.
         flat = t[t["val_si_sdr"] >= best["val_si_sdr"] - 0.25].iloc[0]
         gnsdr, f1 = c.test.get("separation.gnsdr"), c.test.get("classification.separated.f1")
+        full = c.test.get("separation.full_band.gnsdr")
         lines.append(
             f"| {c.name} | {c.what} | {c.hidden} | {int(t['examples'].iloc[-1]):,} | {t['minutes'].iloc[-1]:.0f} | "
             f"{best['val_si_sdr']:.2f} ({int(best['epoch'])}) | {flat['minutes']:.0f} min, {int(flat['examples']):,} ex. | "
-            f"{'-' if gnsdr is None else f'{gnsdr:.2f}'} | {'-' if f1 is None else f'{f1:.2f}'} |\n"
+            f"{'-' if gnsdr is None else f'{gnsdr:.2f}'} | {'-' if full is None else f'{full:.2f}'} | "
+            f"{'-' if f1 is None else f'{f1:.2f}'} |\n"
         )
     return "".join(lines)
 
