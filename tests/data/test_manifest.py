@@ -43,3 +43,10 @@ def test_the_error_names_the_first_clip_the_model_and_the_fix():
 def test_unseen_test_clips_pass():
     check_unseen(_test_split(("noise/3-999-A-1", "dd" * 32)), TRAINED, "m.pt")
     check_unseen(_test_split(("noise/3-999-A-1", "dd" * 32)), [], "m.pt")  # an empty manifest sees nothing
+
+
+def test_the_stage_error_is_a_data_error():
+    from danet_music2vec.data.sources import SourceError
+    from danet_music2vec.stage import USER_ERRORS
+
+    assert issubclass(SeenClipError, SourceError) and issubclass(SeenClipError, USER_ERRORS)

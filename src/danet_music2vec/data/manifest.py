@@ -17,11 +17,13 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
+from danet_music2vec.data.sources import SourceError
+
 ESC50_NAME = re.compile(r"^\d-\d+-[A-Z]-\d+$")  # an ESC-50 clip's file stem, e.g. 1-100032-A-0
 
 
-class SeenClipError(ValueError):
-    """A test clip is in the separator's training data; the message names it and the fix."""
+class SeenClipError(SourceError):
+    """A test clip is in the separator's training data; the message names it and the fix (a stage prints one line)."""
 
 
 def esc50_name(clip_id: str) -> str | None:
