@@ -63,11 +63,9 @@ ABLATION_FIXES: dict[str, Recipe] = {
                             {"music2vec.augment_gain_db": None, "music2vec.augment_lowpass_hz": []}),
     "noise-pool": Recipe("the separator also trained on the extra-noise pool (469 ESC-50 clips, the test folds' and "
                          "the sample's recordings left out)", {"data.separation_noise_dirs": []}),
-    "shipped": Recipe("the shipped separator (trained once on all the repository's sound: docs/MODEL_CARD.md) instead "
-                      "of one trained on the profile", {"separator.start": "scratch"}),
 }  # fmt: skip
 # The separator comparison and the ablation's levers train their separator on the profile, whatever
-# params.yaml's start (the shipped separator by default): each recipe states it.
+# params.yaml's start says: each recipe states it.
 SCRATCH = {"separator.start": "scratch"}
 # DANet + mask-inference head, the default before the mask network. The recipes measured while it was
 # the default carry it explicitly, so their records keep meaning what was run.
@@ -91,9 +89,8 @@ NO_POOLS = SCRATCH | {"data.separation_music_dirs": [], "data.separation_noise_d
 BOTH_POOLS = SCRATCH | {"data.separation_music_dirs": ["data/extra-music"], "data.separation_noise_dirs": ["data/extra-noise"]}
 SEPARATOR_VARIANTS: dict[str, Recipe] = {
     "default": Recipe("params.yaml's recipe trained from scratch on the profile (the section's recipe)", SCRATCH),
-    "shipped": Recipe("the separator shipped with the package, as it is (docs/MODEL_CARD.md; measured against the "
-                      "default in four conditions there); now params.yaml's start", {"separator.start": "shipped"},
-                      reference="default", adopted=True),
+    "shipped": Recipe("the separator shipped with the package, as it is (docs/MODEL_CARD.md: measured against the "
+                      "default in four conditions there)", {"separator.start": "shipped"}, reference="default"),
     "danet-head": Recipe("DANet + mask-inference head (Chimera++), 15 epochs: as long as the mask network's 30 (the "
                          "default before)", DANET_HEAD, reference="default"),
     "mask-network": Recipe("the mask network: same BLSTM, loss and steps as DANet + head (15 epochs), no embeddings",
@@ -130,8 +127,9 @@ SEPARATOR_VARIANTS: dict[str, Recipe] = {
     "no-pools": Recipe("the sample's training split alone (the default before the noise pool)", NO_POOLS,
                        reference="default"),
     "noise-pool": Recipe("+ the extra-noise pool (469 ESC-50 clips; those of ESC-50 fold 5 or of the sample's own "
-                         "recordings left out) in training, drawn by length (the default's data since)",
-                         NO_POOLS | {"data.separation_noise_dirs": ["data/extra-noise"]}, reference="no-pools"),
+                         "recordings left out) in training, drawn by length; now the default",
+                         NO_POOLS | {"data.separation_noise_dirs": ["data/extra-noise"]}, reference="no-pools",
+                         adopted=True),
     "music-pool": Recipe("+ the 95.5 min extra-music pool in training, drawn by length",
                          NO_POOLS | {"data.separation_music_dirs": ["data/extra-music"]}, reference="no-pools"),
     "both-pools": Recipe("+ both pools in training, drawn by length", BOTH_POOLS, reference="no-pools"),
