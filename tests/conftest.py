@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,19 @@ def pytest_collection_modifyitems(items):
 
 # Test modules that run the real pipeline under DVC, torchrun process groups or the tracking stack's stages.
 SLOW_MODULES = {"test_pipeline.py", "test_distributed.py", "test_kfp_pipeline.py"}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_tracking_uris():
+    """Undo what ``mlflow.set_tracking_uri``/``set_registry_uri`` export into ``os.environ`` during a test.
+
+    Otherwise the next test's subprocesses (the stages under `dvc repro`) log to the previous test's store.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
