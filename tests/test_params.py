@@ -112,3 +112,15 @@ def test_unreadable_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("noises: [\n")
     with pytest.raises(ParamError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_assign_sets_an_existing_leaf_and_refuses_a_missing_one():
+    from danet_music2vec.params import assign
+
+    params = {"separator": {"hidden": 128, "danet": {"embedding_dim": 20}}}
+    assign(params, "separator.danet.embedding_dim", 4)
+    assert params["separator"]["danet"]["embedding_dim"] == 4
+    for dotted in ("separator.hiden", "separatr.hidden", "separator.hidden.units"):
+        with pytest.raises(KeyError, match=dotted.replace(".", r"\.")):
+            assign(params, dotted, 1)
+    assert params == {"separator": {"hidden": 128, "danet": {"embedding_dim": 4}}}

@@ -443,6 +443,19 @@ def lookup(params: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def assign(params: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set the existing leaf ``dotted`` of nested params to ``value``; ``KeyError(dotted)`` if it does not exist."""
+    *groups, leaf = dotted.split(".")
+    node = params
+    for group in groups:
+        if not isinstance(node, dict) or group not in node:
+            raise KeyError(dotted)
+        node = node[group]
+    if not isinstance(node, dict) or leaf not in node:
+        raise KeyError(dotted)
+    node[leaf] = value
+
+
 def yaml_text(value: Any) -> str:
     """A param value as one line of YAML, as ``dvc exp run -S key=...`` and a KFP pipeline parameter take it.
 

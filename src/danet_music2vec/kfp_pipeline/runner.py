@@ -21,21 +21,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from danet_music2vec.params import parse_params
-
-
-def _set(params: dict[str, Any], dotted: str, value: Any) -> None:
-    *groups, leaf = dotted.split(".")
-    node = params
-    for group in groups:
-        node = node[group]
-    if leaf not in node:
-        raise KeyError(f"params.yaml has no key {dotted}")
-    node[leaf] = value
+from danet_music2vec.params import assign, parse_params
 
 
 def _remove(path: Path) -> None:
@@ -58,7 +47,10 @@ def write_params(path: Path, values: Sequence[tuple[str, str]]) -> None:
     """Overwrite ``path``'s leaves with YAML-encoded ``values``; the result is validated before it is written."""
     params = yaml.safe_load(path.read_text())
     for dotted, text in values:
-        _set(params, dotted, yaml.safe_load(text))
+        try:
+            assign(params, dotted, yaml.safe_load(text))
+        except KeyError:
+            raise KeyError(f"params.yaml has no key {dotted}") from None
     parse_params(params, path)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from danet_music2vec.params import assign
 from danet_music2vec.pretrained import RECIPE
 
 
@@ -23,13 +24,10 @@ def set_params(params_path: Path, overrides: Mapping[str, Any]) -> None:
     """Write ``overrides`` (dotted keys) into the params file at ``params_path``."""
     params = yaml.safe_load(params_path.read_text())
     for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"{params_path}: no key {dotted!r} to override; fix the recipe")
-        node[leaf] = value
+        try:
+            assign(params, dotted, value)
+        except KeyError:
+            raise KeyError(f"{params_path}: no key {dotted!r} to override; fix the recipe") from None
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
