@@ -22,6 +22,9 @@ Loss (``separator.loss``):
 - ``psa``: the truncated phase-sensitive approximation (Erdogan et al. 2015) on the
   stored complex STFTs: ``|X| * M_est`` against ``|S| cos(angle S - angle X)`` clipped to
   ``[0, |X|]``: the best a real-valued mask can do, phase errors included;
+- ``magnitude_mse``: the magnitude spectrum approximation, ``|X| * M_est`` against ``|S|``
+  itself (no ideal mask in between: a bin where the sources' phases cancel asks for a mask
+  above one, which the softmax cannot give, so the mask learns the best it can);
 - ``si_sdr``: minus the scale-invariant SDR (Le Roux et al. 2019) of each source, the
   masked mixture taken back to the waveform through the inverse STFT: the measure the
   separation is judged by, trained end to end.
@@ -43,7 +46,7 @@ from danet_music2vec.dsp import StftConfig, istft
 MASK_KINDS = ("ratio", "wiener", "binary")
 # Losses on an ideal mask target (mask_target_loss) and on the sources themselves (mask_loss).
 MASK_TARGET_LOSSES = ("linear_mse", "log_mse")
-LOSS_KINDS = MASK_TARGET_LOSSES + ("psa", "si_sdr")
+LOSS_KINDS = MASK_TARGET_LOSSES + ("psa", "magnitude_mse", "si_sdr")
 _TINY = 1e-8
 
 
@@ -139,10 +142,13 @@ def mask_loss(
         return mask_target_loss(mix.abs(), ideal_masks(sources, mask_kind), masks, kind, permutation_invariant)
     n = masks.shape[-1]
     perms = list(itertools.permutations(range(n))) if permutation_invariant else [tuple(range(n))]
-    if kind == "psa":
+    if kind in ("psa", "magnitude_mse"):
         mag = mix.abs()
-        cos = torch.cos(sources.angle() - mix.angle().unsqueeze(0))
-        target = torch.minimum(torch.clamp(sources.abs() * cos, min=0.0), mag.unsqueeze(0)).movedim(0, -1)
+        if kind == "psa":
+            cos = torch.cos(sources.angle() - mix.angle().unsqueeze(0))
+            target = torch.minimum(torch.clamp(sources.abs() * cos, min=0.0), mag.unsqueeze(0)).movedim(0, -1)
+        else:
+            target = sources.abs().movedim(0, -1)
         per_perm = torch.stack([(mag.unsqueeze(-1) * masks[..., list(p)] - target).square().mean(dim=(1, 2, 3)) for p in perms])
         return _best_order(per_perm, perms)
     if kind == "si_sdr":

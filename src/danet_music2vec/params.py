@@ -203,8 +203,10 @@ class SeparatorParams(Group):
     steps_per_epoch: PositiveInt
     batch_size: PositiveInt
     lr: PositiveNumber
+    budget_minutes: PositiveNumber | None
     lr_schedule: Literal["constant", "cosine"]
-    loss: Literal["linear_mse", "log_mse", "psa", "si_sdr"]
+    input_norm: Literal["chunk_db", "bin_log1p"]
+    loss: Literal["linear_mse", "log_mse", "psa", "magnitude_mse", "si_sdr"]
     ideal_mask: Literal["ratio", "wiener", "binary"]
     train_snr_db: Range | None
     max_gain_db: PositiveNumber

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from danet_music2vec.models.encoder import BlstmEncoder
+from danet_music2vec.models.encoder import BlstmEncoder, InputNorm
 from danet_music2vec.models.mask_network import MaskHead
 
 ATTRACTOR_SOURCES = ("ideal", "kmeans", "anchored", "given", "head")
@@ -150,6 +150,7 @@ class DANet(nn.Module):
         floor_db: float = 80.0,
         kmeans_iters: int = 10,
         mask_head: bool = False,
+        input_norm: InputNorm = "chunk_db",
     ) -> None:
         super().__init__()
         if n_sources < 2:
@@ -167,11 +168,12 @@ class DANet(nn.Module):
             "floor_db": floor_db,
             "kmeans_iters": kmeans_iters,
             "mask_head": mask_head,
+            "input_norm": input_norm,
         }
         self.n_freq, self.embedding_dim, self.n_sources = n_freq, embedding_dim, n_sources
         self.threshold_db, self.kmeans_iters = threshold_db, kmeans_iters
         self.has_mask_head = mask_head
-        self.encoder = BlstmEncoder(n_freq, hidden, layers, dropout, floor_db)
+        self.encoder = BlstmEncoder(n_freq, hidden, layers, dropout, floor_db, input_norm)
         # tanh on the embedding layer as in the official code: bounded embeddings keep
         # the softmax over V.A from saturating early in training.
         self.embed_layer = nn.Linear(self.encoder.out_features, n_freq * embedding_dim)

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from danet_music2vec.models.encoder import BlstmEncoder
+from danet_music2vec.models.encoder import BlstmEncoder, InputNorm
 
 
 class MaskHead(nn.Module):
@@ -37,12 +37,13 @@ class MaskNetwork(nn.Module):
     has_embedding, has_mask_head = False, True
 
     def __init__(self, n_freq: int, hidden: int = 300, layers: int = 4, n_sources: int = 2, dropout: float = 0.0,
-                 floor_db: float = 80.0) -> None:  # fmt: skip
+                 floor_db: float = 80.0, input_norm: InputNorm = "chunk_db") -> None:  # fmt: skip
         super().__init__()
         self.config: dict[str, Any] = {"architecture": self.architecture, "n_freq": n_freq, "hidden": hidden,
-                                       "layers": layers, "n_sources": n_sources, "dropout": dropout, "floor_db": floor_db}  # fmt: skip
+                                       "layers": layers, "n_sources": n_sources, "dropout": dropout, "floor_db": floor_db,
+                                       "input_norm": input_norm}  # fmt: skip
         self.n_freq, self.n_sources = n_freq, n_sources
-        self.encoder = BlstmEncoder(n_freq, hidden, layers, dropout, floor_db)
+        self.encoder = BlstmEncoder(n_freq, hidden, layers, dropout, floor_db, input_norm)
         self.mask_head = MaskHead(self.encoder.out_features, n_freq, n_sources)
 
     def head_masks(self, mag: torch.Tensor) -> torch.Tensor:

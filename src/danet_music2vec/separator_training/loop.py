@@ -49,6 +49,7 @@ from danet_music2vec.dsp import StftConfig
 from danet_music2vec.dynamic_mixing import EXTRA_PREFIX, DynamicMixer, MixedBatches, split_groups
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.models import DANet, MaskNetwork
+from danet_music2vec.models.encoder import log1p_magnitude
 from danet_music2vec.params import SeparatorParams
 from danet_music2vec.separator_training.objectives import epoch_attractors, training_step, validate
 
@@ -56,7 +57,9 @@ SOURCES = ("music", "noise")
 # Keys whose change does not invalidate a checkpoint: `epochs` may grow (resume and train
 # further); the device does not change what is computed, and neither do the process count
 # (the batch is global) and the loader workers.
-_NOT_MATCHED = ("epochs", "device", "nproc", "loader_workers")
+# The wall-time budget only decides where training stops, like `epochs`.
+_NOT_MATCHED = ("epochs", "budget_minutes", "device", "nproc", "loader_workers")
+STATS_BATCHES = 64  # training batches the bin_log1p input statistics are measured on
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class TrainResult:
     losses: list[float]
     train_attractors: torch.Tensor  # (C, K), music first
     start_epoch: int  # first epoch trained by this call (epochs + 1 if nothing was left to train)
-    epochs: int
+    epochs: int  # epochs trained in all (fewer than separator.epochs when budget_minutes ran out)
     seconds: float  # wall time of this call's epochs
     chunks: int  # chunks trained by this call
     n_chunks: int  # chunks per epoch
@@ -123,10 +126,29 @@ def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None
                               f"features on {n_freq}; set the stft params it was trained with: {init['stft']}")  # fmt: skip
         return checkpoints.network(init).train()
     if cfg.embedding is None:
-        return MaskNetwork(n_freq, hidden=cfg.hidden, layers=cfg.layers, n_sources=len(SOURCES), dropout=cfg.dropout)
+        return MaskNetwork(n_freq, hidden=cfg.hidden, layers=cfg.layers, n_sources=len(SOURCES), dropout=cfg.dropout,
+                           input_norm=cfg.input_norm)  # fmt: skip
     return DANet(n_freq, hidden=cfg.hidden, layers=cfg.layers, embedding_dim=cfg.embedding.embedding_dim,
                  n_sources=len(SOURCES), dropout=cfg.dropout, threshold_db=cfg.embedding.threshold_db,
-                 mask_head=cfg.architecture == "chimera")  # fmt: skip
+                 mask_head=cfg.architecture == "chimera", input_norm=cfg.input_norm)  # fmt: skip
+
+
+def input_stats(mixer: DynamicMixer, cfg: SeparatorParams, batches: int = STATS_BATCHES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and std of ``log(1 + |X|)`` over ``batches`` training batches (``input_norm: bin_log1p``).
+
+    The batches are mixed from seeds of their own, so the statistics are the same on every rank and
+    every rerun.
+    """
+    total = total_sq = None
+    count = 0
+    for b in range(batches):
+        music, noise = mixer.batch([_epoch_seed(cfg.seed, 0, f"stats:{b}:{i}") for i in range(cfg.batch_size)])
+        feature = log1p_magnitude((music + noise).abs()).double().reshape(-1, music.shape[-1])
+        total = feature.sum(0) if total is None else total + feature.sum(0)
+        total_sq = feature.square().sum(0) if total_sq is None else total_sq + feature.square().sum(0)
+        count += feature.shape[0]
+    mean = total / count
+    return mean.float(), (total_sq / count - mean.square()).clamp_min(0.0).sqrt().float()
 
 
 def _match_key(cfg: SeparatorParams, noises: int, model: nn.Module, fingerprint: str) -> dict[str, Any]:
@@ -142,18 +164,21 @@ def _epoch_seed(seed: int, epoch: int, stream: int | str) -> int:
 def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple[DynamicMixer, DynamicMixer | None]:
     """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out.
 
-    Validation comes from the profile's training split only; the separator-only pools
-    (``data.separation_music_dirs``, ``separation_noise_dirs``) always train. Validation then
-    measures the music and noise the separator is for, and its score means the same with or
-    without a pool, so the best epoch (and a variant) is chosen on the same mixtures either way.
-    No validation mixer when ``val_fraction`` is 0 or too few groups exist to hold any out.
+    The profile's training split and each separator-only pool (``data.separation_music_dirs``,
+    ``separation_noise_dirs``) give up the same share of their tracks and recordings, each on its own
+    seeded draw: a pool's hundreds of recordings make validation large enough to rank recipes that
+    differ by a few tenths of a dB, where the profile's handful of tracks alone cannot. No
+    validation mixer when ``val_fraction`` is 0 or too few groups exist to hold any out.
     """
     held = {}
     for kind in SOURCES:
         clips = store.clips(kind)
         pool = clips["clip_id"].str.startswith(EXTRA_PREFIX)
         train, val = split_groups(clips.loc[~pool, "group"], cfg.val_fraction, cfg.seed)
-        held[kind] = (train | set(clips.loc[pool, "group"]), val)
+        if pool.any():
+            pool_train, pool_val = split_groups(clips.loc[pool, "group"], cfg.val_fraction, cfg.seed)
+            train, val = train | pool_train, val | pool_val
+        held[kind] = (train, val)
     (music_train, music_val), (noise_train, noise_val) = held["music"], held["noise"]
     train = DynamicMixer(store, music_train, noise_train, noises, cfg.train_snr_db, cfg.max_gain_db,
                          extra_share=cfg.extra_music_share, eq_db=cfg.train_eq_db, noise_balance=cfg.noise_balance)
@@ -328,6 +353,8 @@ def train_separator(
     val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
     torch.manual_seed(cfg.seed)
     model = build_network(cfg, store.config.n_freq, init)
+    if init is None and cfg.input_norm == "bin_log1p":
+        model.encoder.set_input_stats(*input_stats(train_mixer, cfg))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, noises, model, data_fingerprint(store))
     progress = _resume(checkpoint_path, match, model, optimizer, cfg)
@@ -341,6 +368,8 @@ def train_separator(
 
     total_seconds, total_chunks = 0.0, 0
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
+        if cfg.budget_minutes is not None and sum(h.seconds for h in progress.history) >= 60.0 * cfg.budget_minutes:
+            break  # the wall-time budget is spent (a resumed run too): the best epoch so far is the model
         start = time.perf_counter()
         trained = _train_epoch(trained_model, optimizer, train_mixer, cfg, store.config, epoch, world, progress)
         seconds = time.perf_counter() - start
@@ -373,7 +402,7 @@ def train_separator(
         losses=progress.losses,
         train_attractors=progress.best["attractors"],
         start_epoch=progress.start_epoch,
-        epochs=cfg.epochs,
+        epochs=progress.history[-1].epoch if progress.history else cfg.epochs,
         seconds=total_seconds,
         chunks=total_chunks,
         n_chunks=cfg.steps_per_epoch * cfg.batch_size,
