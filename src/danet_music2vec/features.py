@@ -22,6 +22,7 @@ Storage (``data/features/``):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -124,6 +125,12 @@ class FeatureStore:
     def frames(self, kind: str, start: int, n: int) -> torch.Tensor:
         """Complex ``(n, freq)`` frames of the concatenated ``kind`` array from ``start``."""
         return to_complex(self._arrays[kind][start : start + n])
+
+    def only(self, keep: pd.Series) -> "FeatureStore":
+        """The same store with the clips where ``keep`` (aligned with :attr:`index`) is true: the frames are not copied."""
+        view = copy.copy(self)
+        view.index = self.index[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+        return view
 
     def __len__(self) -> int:
         return len(self.index)

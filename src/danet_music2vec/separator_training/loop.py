@@ -291,6 +291,11 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mixer
     return _EpochResult(loss_sum / seen, int(seen), attractors)
 
 
+def budget_spent(cfg: SeparatorParams, history: list[EpochStats]) -> bool:
+    """Whether the epochs of ``history`` used up ``separator.budget_minutes`` of training time (never without one)."""
+    return cfg.budget_minutes is not None and sum(h.seconds for h in history) >= 60.0 * cfg.budget_minutes
+
+
 def _checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, progress: _Progress, epoch: int,
                       cfg: SeparatorParams, stft_cfg: StftConfig, match: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     # `extra`: what export() puts beside the best epoch's weights.
@@ -298,7 +303,7 @@ def _checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, progre
                                       "best_val_si_sdr": progress.best["si_sdr"]}}  # fmt: skip
     return {
         "epoch": epoch,
-        "complete": epoch == cfg.epochs,
+        "complete": epoch == cfg.epochs or budget_spent(cfg, progress.history),
         "model_config": dict(model.config),
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict(),
@@ -368,7 +373,7 @@ def train_separator(
 
     total_seconds, total_chunks = 0.0, 0
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
-        if cfg.budget_minutes is not None and sum(h.seconds for h in progress.history) >= 60.0 * cfg.budget_minutes:
+        if budget_spent(cfg, progress.history):
             break  # the wall-time budget is spent (a resumed run too): the best epoch so far is the model
         start = time.perf_counter()
         trained = _train_epoch(trained_model, optimizer, train_mixer, cfg, store.config, epoch, world, progress)
