@@ -7,12 +7,13 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from danet_music2vec import tracking
+from danet_music2vec import cli, tracking
 from danet_music2vec.servers import ModelServer, model_server
 from danet_music2vec.service import Limits
 from danet_music2vec.tracking.packaging import log_audio_model
@@ -61,9 +62,14 @@ def post(server: ModelServer, body: bytes | dict, content_type: str = "applicati
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+def serving_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="module")
+def server(serving_root: Path) -> Iterator[ModelServer]:
     """The champion of a store holding one packaged run (oracle separator, tiny classifier), served."""
-    root = tmp_path_factory.mktemp("serving")
+    root = serving_root
     models = (
         banded_separator_file(root / "separator.pt", split_hz=2000, settings=separate_params(device="cpu")),
         music2vec_file(root / "music2vec.pt", ["classical", "rock"]),
@@ -96,6 +102,25 @@ def test_the_served_champion_denoises_a_mixture_and_names_its_genre(server: Mode
     assert sdr(music, denoised) > sdr(music, mix) + 6.0, (sdr(music, denoised), sdr(music, mix))
     assert answer["genre"] in ("classical", "rock")
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_served_model_and_dm2v_denoise_return_the_same_stereo_audio(
+    server: ModelServer, serving_root: Path, tmp_path: Path
+) -> None:
+    _, left = mixture(seed=1)
+    _, right = mixture(seed=2)
+    stereo = np.stack([left, 0.5 * right], axis=1)  # (frames, channels), as soundfile writes
+    song = tmp_path / "song.wav"
+    sf.write(song, stereo, RATE, subtype="FLOAT")
+    status, body = post(server, {"dataframe_records": [{"audio": base64.b64encode(song.read_bytes()).decode()}]})
+    assert status == 200, body
+    answer = body["predictions"][0]
+    served, rate = sf.read(io.BytesIO(base64.b64decode(answer["music"])), dtype="float32", always_2d=True)
+    assert cli.main(["denoise", str(song), "-o", str(tmp_path / "clean.flac"), "--model", str(serving_root / "separator.pt")]) == 0
+    local, local_rate = sf.read(tmp_path / "clean.flac", dtype="float32", always_2d=True)
+    assert rate == local_rate == RATE and answer["channels"] == 2
+    assert served.shape == local.shape == stereo.shape
+    np.testing.assert_allclose(served, local, atol=1.5 / 32768)  # both 16-bit: the same samples
 
 
 @pytest.mark.parametrize(

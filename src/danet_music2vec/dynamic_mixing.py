@@ -123,9 +123,13 @@ class DynamicMixer:
                 return crop
         return crop
 
+    def music_clip(self, rng: np.random.Generator) -> pd.Series:
+        """The music clip (index row) of the example that :meth:`example` mixes from a generator in ``rng``'s state."""
+        return self.music.iloc[int(rng.choice(len(self.music), p=self._music_p))]
+
     def example(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One ``(music, noise)`` pair of complex ``(T, F)`` chunks."""
-        music_clip = self.music.iloc[int(rng.choice(len(self.music), p=self._music_p))]
+        music_clip = self.music_clip(rng)
         music = self._excerpt("music", music_clip, rng)
         picks = rng.choice(len(self.noise), size=self.noises, replace=False, p=self._noise_p)
         noise_clips = [self.noise.iloc[int(i)] for i in picks]

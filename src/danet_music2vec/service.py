@@ -3,8 +3,8 @@
 A row holds either ``audio`` (the bytes of an audio file, base64: wav, flac, ogg, au) or
 ``samples`` (float samples, interleaved when ``channels`` > 1) with their ``sample_rate``;
 optionally ``format`` (``flac``, the default, or ``wav``) for the returned audio. The
-answer holds the denoised music (base64, at the input's rate and length), the genre and
-the probability of every genre.
+answer holds the denoised music (base64, at the input's rate, length and channels: a stereo
+file stays stereo, as with ``dm2v denoise``), the genre and the probability of every genre.
 
 The same functions as ``dm2v denoise`` and ``dm2v classify --denoise`` do the work
 (:func:`denoise`, :func:`separate_music`; the CLI imports them from here), so the
@@ -32,7 +32,8 @@ from danet_music2vec.audio import SUPPORTED, resample
 
 # Rates libsndfile and the resampler handle well; below 8 kHz there is no music band left to separate.
 MIN_RATE, MAX_RATE = 8000, 192000
-# Mono or stereo are mixed down as `dm2v` does; more channels (surround) have no one right mixdown here.
+# Mono or stereo: the separator's mask comes from the channels' mean, as in `dm2v`; more channels (surround)
+# have no one right mixdown here.
 MAX_CHANNELS = 2
 FORMATS = {"flac": "FLAC", "wav": "WAV"}
 FIELDS = ("audio", "samples", "sample_rate", "channels", "format")
@@ -70,7 +71,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Request:
-    """One decoded, checked request: mono float32 ``wave`` at ``rate``, and the output ``format``."""
+    """One decoded, checked request: float32 ``wave`` at ``rate``, ``(samples,)`` for mono or ``(channels, samples)``
+    (as ``dm2v denoise`` reads a file), and the output ``format``."""
 
     wave: np.ndarray
     rate: int
@@ -79,7 +81,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Answer:
-    """The denoised ``music`` (mono float32 at ``rate``, the input's length), the genre and every genre's probability."""
+    """The denoised ``music`` (float32 at ``rate``, the input's length and channels), the genre and every genre's probability."""
 
     music: np.ndarray
     rate: int
@@ -93,7 +95,8 @@ class Answer:
             "music": base64.b64encode(encode_audio(self.music, self.rate, self.format)).decode("ascii"),
             "format": self.format,
             "sample_rate": self.rate,
-            "seconds": len(self.music) / self.rate,
+            "channels": 1 if self.music.ndim == 1 else int(self.music.shape[0]),
+            "seconds": self.music.shape[-1] / self.rate,
             "genre": self.genre,
             "probabilities": self.probabilities,
         }
@@ -104,16 +107,17 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    """``(frames, channels)`` -> mono float32, averaged as ``load_audio`` averages a file's channels."""
-    mono = np.asarray(audio, dtype=np.float32).mean(axis=1).astype(np.float32, copy=False)
-    if not np.isfinite(mono).all():
+def _channels_first(audio: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` -> float32 ``(samples,)`` for mono, ``(channels, samples)`` otherwise: the shape
+    ``dm2v denoise`` separates, so the answer keeps the request's channels."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if not np.isfinite(audio).all():
         raise RequestError("the audio contains NaN or infinite samples")
-    return mono
+    return np.ascontiguousarray(audio[:, 0] if audio.shape[1] == 1 else audio.T)
 
 
 def decode_file(data: bytes, limits: Limits) -> tuple[np.ndarray, int]:
-    """The mono samples and rate of an audio file's bytes; the header is checked before the samples are decoded."""
+    """The samples (channels first) and rate of an audio file's bytes; the header is checked before the samples are decoded."""
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
@@ -123,7 +127,7 @@ def decode_file(data: bytes, limits: Limits) -> tuple[np.ndarray, int]:
     limits.check(int(info.frames), int(info.samplerate), int(info.channels))
     audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     limits.check(audio.shape[0], int(rate), audio.shape[1])  # a header can lie about the frames
-    return _mono(audio), int(rate)
+    return _channels_first(audio), int(rate)
 
 
 def _integer(row: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -138,7 +142,7 @@ def _integer(row: Mapping[str, Any], key: str, default: int | None = None) -> in
 
 
 def decode_samples(row: Mapping[str, Any], limits: Limits) -> tuple[np.ndarray, int]:
-    """The mono samples and rate of a row's ``samples`` (interleaved ``channels``) and ``sample_rate``."""
+    """The samples (channels first) and rate of a row's ``samples`` (interleaved ``channels``) and ``sample_rate``."""
     rate, channels = _integer(row, "sample_rate"), _integer(row, "channels", 1)
     try:
         samples = np.asarray(row["samples"], dtype=np.float32)
@@ -149,7 +153,7 @@ def decode_samples(row: Mapping[str, Any], limits: Limits) -> tuple[np.ndarray, 
     limits.check(samples.size // max(channels, 1), rate, channels)
     if samples.size % channels:
         raise RequestError(f"{samples.size} samples do not split into {channels} channels")
-    return _mono(samples.reshape(-1, channels)), rate
+    return _channels_first(samples.reshape(-1, channels)), rate
 
 
 def decode_request(row: Mapping[str, Any], limits: Limits) -> Request:
@@ -178,9 +182,11 @@ def decode_request(row: Mapping[str, Any], limits: Limits) -> Request:
 
 
 def encode_audio(music: np.ndarray, rate: int, fmt: str) -> bytes:
-    """16-bit ``fmt`` (flac or wav) bytes of mono audio, clipped at full scale as ``save_audio`` writes files."""
+    """16-bit ``fmt`` (flac or wav) bytes of ``(samples,)`` or ``(channels, samples)`` audio, clipped at full scale as
+    ``save_audio`` writes files."""
     out = io.BytesIO()
-    sf.write(out, np.clip(np.asarray(music, dtype=np.float32), -1.0, 1.0), rate, format=FORMATS[fmt], subtype="PCM_16")
+    frames_first = np.clip(np.asarray(music, dtype=np.float32), -1.0, 1.0).T
+    sf.write(out, frames_first, rate, format=FORMATS[fmt], subtype="PCM_16")
     return out.getvalue()
 
 
@@ -216,9 +222,10 @@ class Service:
         return cls(Separator.load(separator_path), Classifier.from_checkpoint(classifier_path), limits)
 
     def process(self, request: Request) -> Answer:
-        """Denoise, then classify the denoised music (``dm2v classify --denoise``)."""
+        """Denoise as ``dm2v denoise`` (every channel kept), then classify the denoised music's mono mixdown
+        (``dm2v classify --denoise``)."""
         music = denoise(self.separator, request.wave, request.rate)
-        proba = self.classifier.predict_proba(music, request.rate)
+        proba = self.classifier.predict_proba(music if music.ndim == 1 else music.mean(0), request.rate)
         probabilities = {c: float(p) for c, p in zip(self.classifier.classes, proba)}
         return Answer(music, request.rate, request.format, self.classifier.classes[int(np.argmax(proba))], probabilities)
 
