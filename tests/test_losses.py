@@ -84,6 +84,19 @@ def test_psa_loss_is_zero_at_the_truncated_phase_sensitive_mask() -> None:
     assert float(swapped) == pytest.approx(0.0, abs=1e-10) and order.tolist() == [[1, 0]] * 3
 
 
+def test_magnitude_mse_is_the_squared_error_of_the_masked_mixture_against_each_source_magnitude() -> None:
+    sources = _sources()
+    mix = sources.sum(0)
+    masks = torch.full((*mix.shape, 2), 0.5)
+    expected = (0.5 * mix.abs().unsqueeze(0) - sources.abs()).square().mean()
+    loss, order = mask_loss(mix, sources, masks, "magnitude_mse")
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6) and order.tolist() == [[0, 1]] * 3
+    # Where one source is silent, its mask of 1 for the other reaches zero loss.
+    solo = torch.stack([sources[0], torch.zeros_like(sources[0])])
+    perfect = torch.stack([torch.ones_like(mix.real), torch.zeros_like(mix.real)], dim=-1)
+    assert float(mask_loss(solo[0], solo, perfect, "magnitude_mse")[0]) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_si_sdr_loss_rewards_the_exact_source_and_ignores_a_silent_one() -> None:
     cfg = StftConfig(sample_rate=8000, n_fft=8, hop=2)
     music = torch.complex(torch.randn(2, 12, 5), torch.randn(2, 12, 5))

@@ -42,3 +42,26 @@ def test_separator_network_rebuilds_it_from_its_config(model: MaskNetwork) -> No
     torch.testing.assert_close(rebuilt(_mag()), model(_mag()))
     with pytest.raises(ValueError, match="architecture='clustering'"):
         separator_network(model.config | {"architecture": "clustering"})
+
+
+def test_bin_log1p_input_is_standardised_by_the_stored_statistics() -> None:
+    torch.manual_seed(0)
+    model = MaskNetwork(n_freq=17, hidden=8, layers=1, input_norm="bin_log1p")
+    mag = _mag()
+    torch.testing.assert_close(model.encoder.features(mag), torch.log1p(mag))  # identity until the statistics are set
+    mean, std = torch.linspace(0.1, 0.5, 17), torch.linspace(0.5, 2.0, 17)
+    model.encoder.set_input_stats(mean, std)
+    torch.testing.assert_close(model.encoder.features(mag), (torch.log1p(mag) - mean) / std)
+    # The statistics are part of the weights: a rebuilt network computes the same masks.
+    rebuilt = separator_network(model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(mag), model.eval()(mag))
+    with pytest.raises(ValueError, match="input_norm"):
+        MaskNetwork(n_freq=17, hidden=8, layers=1, input_norm="global")
+    with pytest.raises(ValueError, match="bin_log1p"):
+        MaskNetwork(n_freq=17, hidden=8, layers=1).encoder.set_input_stats(mean, std)
+
+
+def test_chunk_db_input_ignores_the_recordings_level() -> None:
+    model = MaskNetwork(n_freq=17, hidden=8, layers=1)
+    torch.testing.assert_close(model.encoder.features(_mag() * 10.0), model.encoder.features(_mag()))

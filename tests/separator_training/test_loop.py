@@ -285,3 +285,26 @@ def test_loader_workers_mix_the_same_examples(store: FeatureStore, tmp_path: Pat
     inline = train(store, small(epochs=1), tmp_path / "inline.pt")
     workers = train(store, small(epochs=1, loader_workers=2), tmp_path / "workers.pt")
     assert workers.losses == inline.losses
+
+
+def test_the_plain_recipe_trains_and_separates_with_its_input_statistics_in_the_model(store: FeatureStore, tmp_path: Path) -> None:
+    cfg = small(hidden=32, epochs=8, steps_per_epoch=6, input_norm="bin_log1p", loss="magnitude_mse", train_snr_db=(-5.0, 5.0))
+    result = train(store, cfg, tmp_path / "ck.pt")
+    encoder = result.model.encoder
+    # Measured on training mixtures, not left at the identity.
+    assert not torch.allclose(encoder.input_mean, torch.zeros_like(encoder.input_mean))
+    assert (encoder.input_std > 0).all() and not torch.allclose(encoder.input_std, torch.ones_like(encoder.input_std))
+    state = checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")
+    torch.testing.assert_close(state["model_state"]["encoder.input_mean"], encoder.input_mean)
+    test = synth(seed=999)
+    music, _, _ = Separator.from_network(state, separate_params(device="cpu")).separate(test.mixture, RATE)
+    assert sdr(test.music, music) > sdr(test.music, test.mixture) + 4.0
+
+
+def test_a_spent_budget_stops_training_finishes_the_checkpoint_and_a_rerun_trains_nothing(store: FeatureStore, tmp_path: Path) -> None:
+    cfg = small(epochs=50, budget_minutes=1e-6)  # spent by the first epoch
+    result = train(store, cfg, tmp_path / "ck.pt")
+    assert result.epochs == 1 and len(result.history) == 1
+    checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")  # complete: exportable
+    again = train(store, cfg, tmp_path / "ck.pt")
+    assert again.start_epoch == 2 and again.new_epochs == [] and again.epochs == 1
