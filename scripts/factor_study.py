@@ -1,7 +1,7 @@
 """The factor study (docs/FACTORS.md): the plain recipe against the shipped one, one factor at a time.
 
     python scripts/factor_study.py run --work WORK [--recipes ...] [--seeds 0 1 2] [--minutes 3]
-    python scripts/factor_study.py report [--out bench/results/factors]
+    python scripts/factor_study.py report [--out bench/results/factors] [--minutes 3]   # the table of docs/FACTORS.md
 
 WORK is a clone of this repository whose `dvc repro features mix` ran with both pools
 (data.separation_music_dirs: [data/extra-music], data.separation_noise_dirs: [data/extra-noise]).
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from danet_music2vec.experiments.factors import FACTORS, factor_table, run_factor
+from danet_music2vec.experiments.factors import FACTORS, factor_report, run_factor
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.params import read_params_yaml
 
@@ -40,7 +40,7 @@ def main() -> None:
             for name in args.recipes:
                 print(run_factor(store, base, name, seed, args.minutes, args.out), flush=True)
     else:
-        print(factor_table(args.out).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(factor_report(args.out, args.minutes))
 
 
 if __name__ == "__main__":

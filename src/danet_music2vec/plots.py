@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -131,4 +132,29 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLik
         ax.set_ylabel("validation SI-SDR of the music (dB)")
         ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_spectrograms(panels: Sequence[tuple[str, np.ndarray, int]], path: str | os.PathLike[str],
+                      n_fft: int = 1024, floor_db: float = 80.0) -> None:  # fmt: skip
+    """One spectrogram per ``(title, mono wave, rate)``, stacked, on one dB scale (0 dB: the loudest bin of all),
+    frequency up to each wave's Nyquist: what a listener would compare by eye."""
+    from danet_music2vec.dsp import StftConfig, stft  # the figure's own STFT: Hann, 75% overlap
+
+    specs = []
+    for title, wave, rate in panels:
+        cfg = StftConfig(sample_rate=rate, n_fft=n_fft, hop=n_fft // 4, window="hann")
+        mag = stft(torch.as_tensor(np.asarray(wave, dtype=np.float32)), cfg).abs().numpy()
+        specs.append((title, 20.0 * np.log10(np.maximum(mag, 1e-10)), rate, cfg.hop))
+    top = max(float(db.max()) for _, db, _, _ in specs)
+    fig = _figure(10.0, 2.4 * len(specs))
+    for i, (title, db, rate, hop) in enumerate(specs):
+        ax = fig.add_subplot(len(specs), 1, i + 1)
+        extent = (0.0, db.shape[0] * hop / rate, 0.0, rate / 2000.0)
+        image = ax.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=top - floor_db, vmax=top)
+        ax.set_ylabel("kHz")
+        ax.set_title(title, fontsize=10)
+        if i == len(specs) - 1:
+            ax.set_xlabel("seconds")
+        fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="dB")
     _save(fig, path)
