@@ -309,3 +309,32 @@ def test_stereo_comes_back_stereo_with_one_mask_for_both_channels(output_rate: s
             np.testing.assert_allclose(music[channel], alone, atol=1e-5)
     mono = sep.separate((left + right) / 2, rate).music
     np.testing.assert_allclose(music.mean(0), mono, atol=1e-5)  # linear: the channels' music averages to the mono music
+
+
+class Counting(MaskNetwork):
+    """Test double: records the chunk shapes it is given; a mask of 0.7 everywhere."""
+
+    def head_masks(self, mag: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(mag.shape))
+        return torch.stack([torch.full(mag.shape, 0.7), torch.full(mag.shape, 0.3)], dim=-1)
+
+
+@pytest.mark.parametrize("chunk_frames, expected", [(None, CFG.chunk_frames), (40, 40), (10_000, 51)])
+def test_inference_chunks_are_as_long_as_asked_and_never_longer_than_the_track(chunk_frames, expected) -> None:
+    model = Counting(N_FREQ, hidden=4, layers=1)
+    model.seen = []
+    sep = Separator(model, CFG, torch.zeros(2, 0), settings(chunk_frames=chunk_frames, overlap=0.25))
+    masks, _ = sep.masks(torch.ones(51, N_FREQ, dtype=torch.complex64))  # 51 frames
+    assert {shape[1] for shape in model.seen} == {expected}
+    torch.testing.assert_close(masks[..., 0], torch.full((51, N_FREQ), 0.7))
+
+
+def test_bf16_inference_separates_as_fp32_within_bf16_precision() -> None:
+    torch.manual_seed(0)
+    model = MaskNetwork(N_FREQ, hidden=16, layers=2)
+    wave = _wave(2.0)
+    full = Separator(model, CFG, torch.zeros(2, 0), settings(precision="fp32")).separate(wave, 8000).music
+    half = Separator(model, CFG, torch.zeros(2, 0), settings(precision="bf16")).separate(wave, 8000).music
+    assert half.dtype == np.float32 and half.shape == full.shape
+    # bf16 keeps 8 bits of mantissa: the masks (and so the music) agree to about 1%.
+    assert np.abs(half - full).max() < 0.02 * np.abs(full).max()

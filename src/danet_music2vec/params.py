@@ -252,10 +252,12 @@ class DanetInferenceParams(Group):
 
 class SeparateParams(Group):
     overlap: Share
+    chunk_frames: PositiveInt | None
     output_rate: Literal["full", "stft"]
     mask_floor: Share
     batch_size: PositiveInt
     device: Device
+    precision: Precision
     mask: MaskParams
     chimera: MaskParams
     danet: DanetInferenceParams

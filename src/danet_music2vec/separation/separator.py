@@ -33,7 +33,7 @@ from torch import nn
 
 from danet_music2vec import checkpoints
 from danet_music2vec.audio import resample
-from danet_music2vec.devices import resolve_device
+from danet_music2vec.devices import autocast, resolve_device
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.params import SeparateParams, SeparatorInference
@@ -90,7 +90,9 @@ class Separator:
         self.device = resolve_device(settings.device)
         self.model = model.to(self.device).eval()
         self.cfg = cfg
-        self.overlap, self.batch_size = settings.overlap, settings.batch_size
+        self.overlap, self.batch_size, self.precision = settings.overlap, settings.batch_size, settings.precision
+        # Inference may read longer chunks than training did (a BLSTM hears more context): null = the training length.
+        self.chunk_frames = settings.chunk_frames or cfg.chunk_frames
         self.output_rate, self.mask_floor = settings.output_rate, settings.mask_floor
         # The architecture decides the masks: DANet's attractors, or the mask head of the others.
         if model.architecture != "danet":
@@ -148,16 +150,19 @@ class Separator:
     def masks(self, spec: torch.Tensor) -> tuple[torch.Tensor, OrderCount]:
         """Overlap-added masks ``(frames, F, C)`` (music first) for a complex spectrogram ``(frames, F)``,
         and the k-means order decisions taken on the way."""
-        frames, chunk = spec.shape[0], self.cfg.chunk_frames
+        # A chunk never outgrows the track: a short track is one chunk of its own length, not padded.
+        frames = spec.shape[0]
+        chunk = min(self.chunk_frames, frames)
         chunks, starts = cut_chunks(spec.abs().to(self.device), chunk, self.overlap)
         padded = starts[-1] + chunk
         batches = [slice(i, min(i + self.batch_size, len(starts))) for i in range(0, len(starts), self.batch_size)]
         count = OrderCount()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             weight = chunk_weight(chunk, self.overlap).to(self.device)[:, None, None]
             acc = torch.zeros(padded, spec.shape[1], self.model.n_sources, device=self.device)
             norm = torch.zeros(padded, 1, 1, device=self.device)
             for sl, m in zip(batches, self.policy.batch_masks(self.model, chunks, batches, count)):
+                m = m.float()  # bf16 autocast (separate.precision) covers the network, not the overlap-add
                 for j, s in enumerate(starts[sl]):
                     acc[s : s + chunk] += m[j] * weight
                     norm[s : s + chunk] += weight
