@@ -308,3 +308,13 @@ def test_a_spent_budget_stops_training_finishes_the_checkpoint_and_a_rerun_train
     checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")  # complete: exportable
     again = train(store, cfg, tmp_path / "ck.pt")
     assert again.start_epoch == 2 and again.new_epochs == [] and again.epochs == 1
+
+
+def test_a_budget_lowered_below_what_was_spent_finishes_the_run_on_resume(store: FeatureStore, tmp_path: Path) -> None:
+    with pytest.raises(_Stop):  # killed after epoch 1 of 5: the checkpoint is not finished
+        train(store, small(epochs=5), tmp_path / "ck.pt", on_epoch=_stop_after_first)
+    with pytest.raises(CheckpointError, match="not finished"):
+        checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")
+    result = train(store, small(epochs=5, budget_minutes=1e-6), tmp_path / "ck.pt")
+    assert result.new_epochs == [] and result.epochs == 1
+    checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")  # finished now: exportable

@@ -374,7 +374,12 @@ def train_separator(
     total_seconds, total_chunks = 0.0, 0
     for epoch in range(progress.start_epoch, cfg.epochs + 1):
         if budget_spent(cfg, progress.history):
-            break  # the wall-time budget is spent (a resumed run too): the best epoch so far is the model
+            # The budget is spent (a resumed run too; the budget may have been lowered since): the best epoch so far is
+            # the model, and the checkpoint says training is finished.
+            if world.is_main and epoch == progress.start_epoch:
+                checkpoints.save(checkpoint_path, "separator",
+                                 _checkpoint_state(model, optimizer, progress, epoch - 1, cfg, store.config, match))  # fmt: skip
+            break
         start = time.perf_counter()
         trained = _train_epoch(trained_model, optimizer, train_mixer, cfg, store.config, epoch, world, progress)
         seconds = time.perf_counter() - start
