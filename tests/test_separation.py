@@ -338,3 +338,15 @@ def test_bf16_inference_separates_as_fp32_within_bf16_precision() -> None:
     assert half.dtype == np.float32 and half.shape == full.shape
     # bf16 keeps 8 bits of mantissa: the masks (and so the music) agree to about 1%.
     assert np.abs(half - full).max() < 0.02 * np.abs(full).max()
+
+
+def test_a_separator_file_written_before_the_inference_chunk_and_precision_keys_loads_as_it_was_scored(tmp_path) -> None:
+    from danet_music2vec import checkpoints
+    from tests.factories import separator_file
+
+    path = separator_file(tmp_path / "separator.pt", settings=settings())
+    state = checkpoints.load(path, "separator")
+    state["inference"] = {k: v for k, v in state["inference"].items() if k not in ("chunk_frames", "precision")}
+    checkpoints.save(path, "separator", state)
+    sep = Separator.load(path)
+    assert sep.precision == "fp32" and sep.chunk_frames == sep.cfg.chunk_frames

@@ -274,6 +274,9 @@ class SeparatorInference(SeparateParams):
     mask: MaskParams | None = None
     chimera: MaskParams | None = None
     danet: DanetInferenceParams | None = None
+    # Keys added since a file may have been written: the behaviour it was scored with (training-length chunks, fp32).
+    chunk_frames: PositiveInt | None = None
+    precision: Precision = "fp32"
 
 
 class Music2VecParams(Group):
