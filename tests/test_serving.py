@@ -119,6 +119,7 @@ def test_the_served_model_and_dm2v_denoise_return_the_same_stereo_audio(
     assert cli.main(["denoise", str(song), "-o", str(tmp_path / "clean.flac"), "--model", str(serving_root / "separator.pt")]) == 0
     local, local_rate = sf.read(tmp_path / "clean.flac", dtype="float32", always_2d=True)
     assert rate == local_rate == RATE and answer["channels"] == 2
+    assert answer["separator"].startswith("a separator trained by the pipeline")  # says which one it holds
     assert served.shape == local.shape == stereo.shape
     np.testing.assert_allclose(served, local, atol=1.5 / 32768)  # both 16-bit: the same samples
 

@@ -67,12 +67,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     rate = _native_rate(source)
     wave = load_audio(source, rate, check_silence=False, mono=False)  # (channels, samples)
     # Written at the input's rate and channels, whatever rate the separator worked at (band-limited with --band-limited).
-    music = denoise(_load_separator(model, args.band_limited), wave, rate)
+    separator = _load_separator(model, args.band_limited)
+    music = denoise(separator, wave, rate)
     samples = wave.shape[-1]
     clipped = save_audio(out, music, rate)
     note = f" ({clipped} samples clipped at full scale)" if clipped else ""
-    which = "the shipped separator" if model is None else str(model)
-    print(f"{out}: denoised music ({which}), {samples / rate:.1f} s at {rate} Hz, {music.shape[0]} channel(s){note}")
+    print(f"{out}: denoised music ({separator.origin}), {samples / rate:.1f} s at {rate} Hz, {music.shape[0]} channel(s){note}")
     return 0
 
 
@@ -90,9 +90,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     source = Path(args.input)
     rate = classifier.sample_rate
     wave = load_audio(source, rate, check_silence=False)
+    what = ""
     if args.denoise:
-        wave, rate = separate_music(_load_separator(separator, args.band_limited), wave, rate)
-    what = "denoised " if args.denoise else ""
+        loaded = _load_separator(separator, args.band_limited)
+        wave, rate = separate_music(loaded, wave, rate)
+        what = f"denoised by {loaded.origin}, "
     print(f"{source} ({what}{len(wave) / rate:.1f} s):")
     for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
         print(f"  {genre:<16s} {p:6.3f}")

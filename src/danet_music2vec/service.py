@@ -88,6 +88,7 @@ class Answer:
     format: str
     genre: str
     probabilities: dict[str, float]
+    separator: str  # which separator denoised it (Separator.origin)
 
     def row(self) -> dict[str, Any]:
         """The answer as one output row: the music encoded as ``format`` (16-bit) in base64."""
@@ -99,6 +100,7 @@ class Answer:
             "seconds": self.music.shape[-1] / self.rate,
             "genre": self.genre,
             "probabilities": self.probabilities,
+            "separator": self.separator,
         }
 
 
@@ -227,7 +229,8 @@ class Service:
         music = denoise(self.separator, request.wave, request.rate)
         proba = self.classifier.predict_proba(music if music.ndim == 1 else music.mean(0), request.rate)
         probabilities = {c: float(p) for c, p in zip(self.classifier.classes, proba)}
-        return Answer(music, request.rate, request.format, self.classifier.classes[int(np.argmax(proba))], probabilities)
+        return Answer(music, request.rate, request.format, self.classifier.classes[int(np.argmax(proba))], probabilities,
+                      self.separator.origin)  # fmt: skip
 
     def answer(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """One request row -> one answer row; :class:`RequestError` for a bad request."""

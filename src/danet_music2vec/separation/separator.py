@@ -105,10 +105,14 @@ class Separator:
             raise ValueError("a danet separator needs the separate.danet settings, and these have none")
         self.policy = AttractorMasks(settings.danet, attractors)
 
+    origin = "a separator network given in code"  # what the network is: set from a file's card or params
+
     @classmethod
     def from_network(cls, state: dict[str, Any], settings: SeparateParams) -> "Separator":
         """A separator of a loaded separator checkpoint with ``settings``."""
-        return cls(checkpoints.network(state), StftConfig(**state["stft"]), state["train_attractors"], settings)
+        separator = cls(checkpoints.network(state), StftConfig(**state["stft"]), state["train_attractors"], settings)
+        separator.origin = describe_origin(state)
+        return separator
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **overrides: Any) -> "Separator":
@@ -197,6 +201,16 @@ class Separator:
             mixture, music = mixture[0], music[0]
         # The masks sum to one and the STFT is linear: noise = mixture - music, without a second inverse STFT.
         return Separation(music, (mixture - music).astype(np.float32), count)
+
+
+def describe_origin(state: dict[str, Any]) -> str:
+    """One line saying which separator a loaded checkpoint holds: the shipped one (its card), or one a pipeline trained."""
+    rate = f"{state['stft']['sample_rate'] / 1000:g} kHz"
+    card = state.get("card")
+    if card:
+        return f"the shipped separator ({card['architecture']}, {rate}, trained at commit {card['commit'][:7]})"
+    start = state.get("params", {}).get("start", "scratch")
+    return f"a separator trained by the pipeline ({state['model_config']['architecture']}, {rate}, separator.start: {start})"
 
 
 def timed_separate(separator: Separator, wave: np.ndarray, sample_rate: int) -> tuple[Separation, float]:
