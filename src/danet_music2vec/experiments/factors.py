@@ -28,12 +28,15 @@ import torch
 
 from danet_music2vec import checkpoints
 from danet_music2vec.atomic import write_json
+from danet_music2vec.audio import resample
+from danet_music2vec.data.mixing import render_mixture
 from danet_music2vec.dsp import istft
 from danet_music2vec.dynamic_mixing import EXTRA_PREFIX, DynamicMixer, split_groups
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.losses import si_sdr
-from danet_music2vec.metrics import paired_difference
-from danet_music2vec.params import Params, assign, parse_params
+from danet_music2vec.metrics import global_scores, paired_difference, separation_scores
+from danet_music2vec.params import Params, SeparateParams, assign, parse_params
+from danet_music2vec.separation import Separator
 from danet_music2vec.separator_training.loop import train_separator
 
 POOLS = ("none", "noise", "both")
@@ -170,6 +173,26 @@ def run_factor(store: FeatureStore, base: Mapping[str, Any], name: str, seed: in
     return summary
 
 
+def test_gnsdr(folder: Path, mixtures: pd.DataFrame, settings: SeparateParams) -> dict[str, Any]:
+    """GNSDR (BSS Eval at the model's 8 kHz, as the score stage's headline) of a finished run's best epoch on the
+    profile's test mixtures; written to ``folder/test.json`` (read back if it is there). Reported, never chosen on."""
+    if (folder / "test.json").is_file():
+        return json.loads((folder / "test.json").read_text())
+    state = checkpoints.load(folder / "checkpoint.pt", "separator")
+    state = state | {"model_state": state["best"]["state"]}
+    separator = Separator.from_network(state, settings)
+    rate = separator.cfg.sample_rate
+    results = []
+    for row in mixtures.itertuples():
+        rendered = render_mixture(row)
+        music, noise, mixture = (resample(x, int(row.sample_rate), rate) for x in (rendered.music, rendered.noise, rendered.mixture))
+        estimate = separator.separate(mixture, rate).music[: len(music)]
+        results.append(separation_scores(np.stack([music, noise]), np.stack([estimate, mixture - estimate]), mixture))
+    summary = {"test_gnsdr": global_scores(results)["gnsdr"], "mixtures": len(results)}
+    write_json(folder / "test.json", summary)
+    return summary
+
+
 def factor_table(out: Path, reference: str = "plain") -> pd.DataFrame:
     """One row per recipe and evaluation music (``profile``, ``pool``): mean SI-SDRi over its seeds and the paired
     difference to ``reference`` (mixtures paired by seed and example, resampled by music track) with its 95% interval."""
@@ -186,8 +209,11 @@ def factor_table(out: Path, reference: str = "plain") -> pd.DataFrame:
         mine = pd.concat([runs[(name, s)][1] for s in seeds])
         paired = [s for s in seeds if (reference, s) in runs]
         theirs = pd.concat([runs[(reference, s)][1] for s in paired]) if paired else None
+        tests = [json.loads((out / f"{name}-s{s}" / "test.json").read_text())["test_gnsdr"]
+                 for s in seeds if (out / f"{name}-s{s}" / "test.json").is_file()]  # fmt: skip
         for music, part in mine.groupby("music", sort=False):
             row = {"recipe": name, "music": music, "seeds": len(seeds),
+                   "test_gnsdr": float(np.mean(tests)) if tests else math.nan,
                    "examples_trained": float(np.mean([runs[(name, s)][0]["examples"] for s in seeds])),
                    "si_sdri": float(part["si_sdri"].mean()),
                    "vs_plain": math.nan, "vs_plain_lo": math.nan, "vs_plain_hi": math.nan}  # fmt: skip
@@ -203,15 +229,23 @@ def factor_table(out: Path, reference: str = "plain") -> pd.DataFrame:
 def factor_report(out: Path, minutes: float) -> str:
     """docs/FACTORS.md: the table of :func:`factor_table` with what each recipe changes, in words."""
     table = factor_table(out)
-    lines = ["| recipe | what changes | evaluation music | seeds | examples trained | SI-SDRi (dB) | vs plain (dB) [95% CI] |\n",
-             "|---|---|---|---|---|---|---|\n"]
+    lines = ["| recipe | what changes | evaluation music | seeds | examples trained | SI-SDRi (dB) | vs plain (dB) [95% CI] "
+             "| test GNSDR (dB) |\n", "|---|---|---|---|---|---|---|---|\n"]
     for row in table.itertuples():
         versus = "-" if math.isnan(row.vs_plain) else f"{row.vs_plain:+.2f} [{row.vs_plain_lo:+.2f}, {row.vs_plain_hi:+.2f}]"
         lines.append(f"| {row.recipe} | {FACTORS[row.recipe].what} | {row.music} | {row.seeds} | "
-                     f"{row.examples_trained:,.0f} | {row.si_sdri:.2f} | {versus} |\n")  # fmt: skip
+                     f"{row.examples_trained:,.0f} | {row.si_sdri:.2f} | {versus} | "
+                     + ("-" if math.isnan(row.test_gnsdr) else f"{row.test_gnsdr:.2f}") + " |\n")  # fmt: skip
     head = (f"Every run trained {minutes:g} minutes on one thread (`separator.budget_minutes`), 2 x 300 BLSTM mask "
             "network at 8 kHz; scored on 256 held-out mixtures per evaluation music and seed (-5..5 dB, one noise, "
             "100-frame chunks): `profile` = the sample's held-out training tracks, `pool` = held-out extra-music tracks; "
             "the noises are held-out recordings of the sample and of the extra-noise pool. Intervals: paired by seed and "
             "mixture, resampled by music track.\n\n")
-    return head + "".join(lines)
+    ranks = table.pivot_table(index="recipe", columns="music", values=["si_sdri", "test_gnsdr"])
+    agreement = ""
+    if not ranks.empty and ranks["test_gnsdr"].notna().all().all() and len(ranks) > 2:
+        rho = {music: float(ranks[("si_sdri", music)].corr(ranks[("test_gnsdr", music)], method="spearman"))
+               for music in ranks["si_sdri"].columns}  # fmt: skip
+        agreement = ("\nValidation against test ranking (Spearman's rho over recipes, evaluation SI-SDRi against the "
+                     "sample's test GNSDR): " + ", ".join(f"{m} {r:.2f}" for m, r in rho.items()) + ".\n")  # fmt: skip
+    return head + "".join(lines) + agreement
