@@ -22,7 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
-from danet_music2vec.experiments.card import card_table, run_card
+from danet_music2vec.experiments.card import STARTS, card_table, run_card
 from danet_music2vec.pretrained.packaging import package
 from danet_music2vec.pretrained.training import prepare, train
 
@@ -34,12 +34,13 @@ def main() -> None:
     parser.add_argument("command", choices=("train", "package", "evaluate", "card"))
     parser.add_argument("--work", type=Path, default=REPO / "pretrained-run", help="the training clone (default: %(default)s)")
     parser.add_argument("--fp32", action="store_true", help="package the weights in full precision")
+    parser.add_argument("--starts", nargs="+", choices=list(STARTS), help="evaluate: only these starts (default: all)")
     args = parser.parse_args()
     if args.command == "train":
         print(f"{args.work}: commit {prepare(REPO, args.work)}")
         train(args.work)
     elif args.command == "evaluate":
-        run_card(REPO)
+        run_card(REPO, starts=args.starts)
     elif args.command == "card":
         print(card_table(REPO))
     else:
