@@ -16,9 +16,9 @@ from typing import Any
 SHIPPED = Path(__file__).with_name("separator.pt")
 
 # params.yaml with these overrides trains the shipped separator (keys as `dvc exp run -S` takes them):
-# the plain recipe that beat the earlier shipped one on unseen music (per-bin log1p input, magnitude
-# loss, batch 32, -5..5 dB), at the full 22.05 kHz band, with the extra-noise pool (the music pool
-# cost in-domain quality: docs/LEARNING_CURVES.md), trained while its validation rises.
+# the plain recipe that beat the earlier shipped one on unseen music (per-bin log1p input, batch 32,
+# -5..5 dB) with the SI-SDR loss (the factor study: docs/FACTORS.md), at the full 22.05 kHz band, with
+# the extra-noise pool (the music pool cost in-domain quality: docs/LEARNING_CURVES.md).
 RECIPE: dict[str, Any] = {
     "data.separation_music_dirs": [],
     "data.separation_noise_dirs": ["data/extra-noise"],
@@ -29,11 +29,11 @@ RECIPE: dict[str, Any] = {
     "separator.hidden": 300,
     "separator.layers": 2,
     "separator.input_norm": "bin_log1p",
-    "separator.loss": "magnitude_mse",
+    "separator.loss": "si_sdr",
     "separator.batch_size": 32,
     "separator.train_snr_db": [-5, 5],
     "separator.val_examples": 512,
     "separator.steps_per_epoch": 100,
     "separator.epochs": 400,
-    "separator.budget_minutes": 90,
+    "separator.budget_minutes": 60,
 }
