@@ -350,3 +350,15 @@ def test_a_separator_file_written_before_the_inference_chunk_and_precision_keys_
     checkpoints.save(path, "separator", state)
     sep = Separator.load(path)
     assert sep.precision == "fp32" and sep.chunk_frames == sep.cfg.chunk_frames
+
+
+def test_a_separator_says_which_network_it_holds(tmp_path) -> None:
+    from danet_music2vec import checkpoints
+    from danet_music2vec.separation.separator import describe_origin
+    from tests.factories import separator_file
+
+    state = checkpoints.load(separator_file(tmp_path / "separator.pt", settings=settings()), "separator")
+    assert describe_origin(state).startswith("a separator trained by the pipeline (mask, ")
+    shipped = state | {"card": {"architecture": "mask", "commit": "0123456789abcdef"}}
+    assert describe_origin(shipped).startswith("the shipped separator (mask, ") and "commit 0123456" in describe_origin(shipped)
+    assert Separator.from_network(shipped, settings()).origin == describe_origin(shipped)
