@@ -243,7 +243,7 @@ def factor_report(out: Path, minutes: float) -> str:
             "mixture, resampled by music track.\n\n")
     ranks = table.pivot_table(index="recipe", columns="music", values=["si_sdri", "test_gnsdr"])
     agreement = ""
-    if not ranks.empty and ranks["test_gnsdr"].notna().all().all() and len(ranks) > 2:
+    if "test_gnsdr" in ranks and ranks["test_gnsdr"].notna().all().all() and len(ranks) > 2:
         rho = {music: float(ranks[("si_sdri", music)].corr(ranks[("test_gnsdr", music)], method="spearman"))
                for music in ranks["si_sdri"].columns}  # fmt: skip
         agreement = ("\nValidation against test ranking (Spearman's rho over recipes, evaluation SI-SDRi against the "
