@@ -1,6 +1,6 @@
 """Separator files side by side on the pipeline's test mixtures: GNSDR at 8 kHz (the paper) and at full band.
 
-    python bench/bench_separators.py --separator shipped=src/danet_music2vec/pretrained/separator.pt \
+    python bench/bench_separators.py [--validation] --separator shipped=src/danet_music2vec/pretrained/separator.pt \
         old=/path/to/old.pt [--snr 0] [--override chunk_frames=400 precision=bf16] [--name separators]
 
 Run in a workspace whose `dvc repro mix` ran (data/mixtures.parquet and the audio it names). Every test mixture
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +25,56 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import write_result  # noqa: E402
 
-from danet_music2vec.audio import resample  # noqa: E402
-from danet_music2vec.data.mixing import render_mixture  # noqa: E402
+from danet_music2vec.audio import load_audio, resample  # noqa: E402
+from danet_music2vec.data.mixing import Rendered, render_mixture, tile  # noqa: E402
+from danet_music2vec.dynamic_mixing import split_groups  # noqa: E402
 from danet_music2vec.metrics import global_scores, paired_difference, separation_scores  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
 LOW_RATE = 8000
+RATE = 22050  # data/raw's rate
 
 
-def score(separator: Separator, test: pd.DataFrame, snr: float | None) -> tuple[pd.DataFrame, float]:
+@dataclass(frozen=True)
+class Item:
+    """One mixture to score: its id, its music clip (the bootstrap's cluster), its sources and rate."""
+
+    mixture_id: str
+    music_clip: str
+    rendered: Rendered
+    sample_rate: int
+
+
+def test_items(snr: float | None) -> list[Item]:
+    """The test mixtures of data/mixtures.parquet (at ``snr`` dB when given)."""
+    test = pd.read_parquet("data/mixtures.parquet").query("split == 'test'")
+    return [Item(row.mixture_id, row.music_clip, render_mixture(row, snr_db=snr), int(row.sample_rate)) for row in test.itertuples()]
+
+
+def validation_items(snr: float, val_fraction: float, seed: int, seconds: float = 12.0) -> list[Item]:
+    """Every held-out validation track of the profile's training split with every held-out noise recording
+    (:func:`~danet_music2vec.dynamic_mixing.split_groups`, as training holds them out), the first ``seconds`` at
+    ``snr`` dB, the noise looped: what no separator trained with that seed and ``val_fraction`` has heard."""
+    splits = pd.read_parquet("data/splits.parquet").query("split == 'train'")
+    held = {kind: split_groups(splits.loc[splits["kind"] == kind, "group"], val_fraction, seed)[1] for kind in ("music", "noise")}
+    pick = {kind: splits[(splits["kind"] == kind) & splits["group"].isin(held[kind])] for kind in held}
+    noises = pick["noise"].drop_duplicates("group")  # one take per recording
+    items = []
+    for m in pick["music"].itertuples():
+        music = load_audio(m.path, RATE)[: int(seconds * RATE)]
+        for n in noises.itertuples():
+            noise = tile(load_audio(n.path, RATE, check_silence=False), 0, music.shape[0])
+            gain = np.sqrt(np.mean(music**2) / max(np.mean(noise**2), 1e-12) / 10 ** (snr / 10))
+            noise = (gain * noise).astype(np.float32)
+            items.append(Item(f"{m.clip_id}+{n.clip_id}", m.clip_id, Rendered(music, noise, music + noise), RATE))
+    return items
+
+
+def score(separator: Separator, items: list[Item]) -> tuple[pd.DataFrame, float]:
     rows, seconds = [], 0.0
-    for row in test.itertuples():
-        r = render_mixture(row, snr_db=snr)
-        rate = int(row.sample_rate)
+    for row in items:
+        r = row.rendered
+        rate = row.sample_rate
         start = time.perf_counter()
         out = separator.separate(r.mixture, rate)
         seconds += time.perf_counter() - start
@@ -59,13 +97,20 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=None, help="re-mix every test mixture at this SNR (dB)")
     parser.add_argument("--override", nargs="*", default=[], help="inference settings for every separator, KEY=YAML")
     parser.add_argument("--name", default="separators")
+    parser.add_argument("--validation", action="store_true",
+                        help="score on the profile's held-out validation tracks x noise recordings instead (12 s, 0 dB or --snr)")
+    parser.add_argument("--val-fraction", type=float, default=0.15, help="--validation: separator.val_fraction of the runs")
+    parser.add_argument("--seed", type=int, default=0, help="--validation: separator.seed of the runs")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
-    test = pd.read_parquet("data/mixtures.parquet").query("split == 'test'")
+    if args.validation:
+        items = validation_items(0.0 if args.snr is None else args.snr, args.val_fraction, args.seed)
+    else:
+        items = test_items(args.snr)
     tables, result = {}, {}
     for name, path in (item.split("=", 1) for item in args.separator):
         separator = Separator.load(path, device="cpu", **overrides)
-        table, x_real_time = score(separator, test, args.snr)
+        table, x_real_time = score(separator, items)
         tables[name] = table
         result[name] = {"path": path, "model_rate": separator.cfg.sample_rate, "x_real_time": x_real_time,
                         "gnsdr_8k": global_scores(list(table["eight"]))["gnsdr"],
@@ -79,7 +124,8 @@ def main() -> None:
             diff, lo, hi = paired_difference(table[key], tables[reference][key], weights=table["length"],
                                              groups=list(table["clip"]))  # fmt: skip
             result[name][f"{key}_vs_{reference}"] = {"mean": diff, "ci95": [lo, hi]}
-    write_result(args.name, {"benchmark": "separator files on the test mixtures", "mixtures": len(test),
+    what = "the profile's held-out validation tracks and noise recordings" if args.validation else "the test mixtures"
+    write_result(args.name, {"benchmark": f"separator files on {what}", "mixtures": len(items),
                              "snr_db": args.snr, "overrides": overrides, "separators": result})  # fmt: skip
 
 

@@ -35,5 +35,5 @@ RECIPE: dict[str, Any] = {
     "separator.val_examples": 512,
     "separator.steps_per_epoch": 100,
     "separator.epochs": 400,
-    "separator.budget_minutes": 60,
+    "separator.budget_minutes": 50,
 }
