@@ -362,3 +362,14 @@ def test_a_separator_says_which_network_it_holds(tmp_path) -> None:
     shipped = state | {"card": {"architecture": "mask", "commit": "0123456789abcdef"}}
     assert describe_origin(shipped).startswith("the shipped separator (mask, ") and "commit 0123456" in describe_origin(shipped)
     assert Separator.from_network(shipped, settings()).origin == describe_origin(shipped)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    from danet_music2vec import devices
+
+    model = MaskNetwork(N_FREQ, hidden=4, layers=1)
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(devices, "bf16_is_native", lambda device, native=native: native)
+        monkeypatch.setattr("danet_music2vec.separation.separator.resolve_precision", devices.resolve_precision)
+        assert Separator(model, CFG, torch.zeros(2, 0), settings(precision="auto")).precision == expected
+    assert Separator(model, CFG, torch.zeros(2, 0), settings(precision="fp32")).precision == "fp32"

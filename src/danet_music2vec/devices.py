@@ -21,3 +21,21 @@ def resolve_device(device: str) -> torch.device:
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The forward pass's autocast for a ``precision``: bf16 autocast, or disabled for fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware (a CPU with AVX512-BF16 or AMX, a GPU with bf16 units).
+
+    Elsewhere bf16 autocast is emulated and slower than fp32, so ``precision: auto`` keeps fp32 there.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # oneDNN's own check (a private op, but the one autocast's CPU kernels rely on).
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """``auto`` -> ``bf16`` where the device computes it natively (:func:`bf16_is_native`), else ``fp32``."""
+    if precision == "auto":
+        return "bf16" if bf16_is_native(device) else "fp32"
+    return precision

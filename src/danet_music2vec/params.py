@@ -99,6 +99,7 @@ Range = Annotated[tuple[Number, Number], AfterValidator(_ordered)]  # [lo, hi] i
 Path_ = Annotated[StrictStr, Field(min_length=1)]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+InferencePrecision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device computes it natively
 
 
 class Group(BaseModel):
@@ -257,7 +258,7 @@ class SeparateParams(Group):
     mask_floor: Share
     batch_size: PositiveInt
     device: Device
-    precision: Precision
+    precision: InferencePrecision
     mask: MaskParams
     chimera: MaskParams
     danet: DanetInferenceParams
@@ -276,7 +277,7 @@ class SeparatorInference(SeparateParams):
     danet: DanetInferenceParams | None = None
     # Keys added since a file may have been written: the behaviour it was scored with (training-length chunks, fp32).
     chunk_frames: PositiveInt | None = None
-    precision: Precision = "fp32"
+    precision: InferencePrecision = "fp32"
 
 
 class Music2VecParams(Group):
