@@ -48,6 +48,8 @@ def _wave(seconds: float, rate: int = 8000, seed: int = 0) -> np.ndarray:
 
 def settings(danet: dict | None = None, **overrides):
     """params.yaml's ``separate`` group on the CPU with ``overrides`` (``danet``: the attractor policy's keys)."""
+    # The training-length chunks and fp32 these tests are written for, unless a test asks otherwise.
+    overrides = {"chunk_frames": None, "precision": "fp32"} | overrides
     return separate_params(device="cpu", **overrides, **({"danet": danet} if danet else {}))
 
 

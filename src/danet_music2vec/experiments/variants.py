@@ -91,8 +91,9 @@ NO_POOLS = SCRATCH | {"data.separation_music_dirs": [], "data.separation_noise_d
 BOTH_POOLS = SCRATCH | {"data.separation_music_dirs": ["data/extra-music"], "data.separation_noise_dirs": ["data/extra-noise"]}
 SEPARATOR_VARIANTS: dict[str, Recipe] = {
     "default": Recipe("params.yaml's recipe trained from scratch on the profile (the section's recipe)", SCRATCH),
-    "shipped": Recipe("the separator shipped with the package, as it is (docs/MODEL_CARD.md: measured against the "
-                      "default in four conditions there)", {"separator.start": "shipped"}, reference="default"),
+    "shipped": Recipe("the separator shipped with the package, as it is (docs/MODEL_CARD.md: measured in four "
+                      "conditions there); now the default", {"separator.start": "shipped"}, reference="default",
+                      adopted=True),
     "danet-head": Recipe("DANet + mask-inference head (Chimera++), 15 epochs: as long as the mask network's 30 (the "
                          "default before)", DANET_HEAD, reference="default"),
     "mask-network": Recipe("the mask network: same BLSTM, loss and steps as DANet + head (15 epochs), no embeddings",
