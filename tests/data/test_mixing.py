@@ -108,3 +108,12 @@ def test_segments_cut_seeded_parts_of_the_music_clip(tmp_path):
     assert list(again["music_offset"]) == list(mixtures["music_offset"])
     longer = plan_mixtures(table, 1, 0.0, 0, {"test": 1}, sample_rate=8000, segment_seconds=60.0)
     assert (longer["music_offset"] == 0).all() and (longer["num_samples"] == 16000).all()  # a short clip is used whole
+
+
+def test_the_noise_count_and_snr_do_not_move_the_music_segments(tmp_path):
+    # `dvc exp run -S noises=2` must score the same clean music as noises=1: clean F1 is then comparable.
+    table = splits_table(tmp_path)
+    one = plan_mixtures(table, 1, 0.0, 0, {"test": 4}, sample_rate=8000, segment_seconds=0.5)
+    two = plan_mixtures(table, 2, (-5.0, 5.0), 0, {"test": 4}, sample_rate=8000, segment_seconds=0.5)
+    assert list(one["music_offset"]) == list(two["music_offset"])
+    assert list(one["noise_offsets"].map(list)) != list(two["noise_offsets"].map(list))

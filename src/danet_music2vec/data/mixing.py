@@ -87,10 +87,11 @@ def plan_mixtures(
     noise), drawn without replacement within a mixture. With ``segment_seconds`` each
     mixture is a segment of that length of its music clip, from a seeded random offset
     (a clip shorter than that is used whole), so several mixtures of one clip cover
-    different music.
+    different music. The segments come from a stream of their own, so every noise count and SNR
+    cuts the same music (`dvc exp run -S noises=2` scores the clean music of `noises=1`).
     """
     load = load or _cached_loader(sample_rate)
-    rng = np.random.default_rng(seed)
+    music_rng, rng = (np.random.default_rng([seed, stream]) for stream in (0, 1))
     rows: list[dict[str, Any]] = []
     for split in mixtures_per_clip:
         music = splits[(splits["kind"] == "music") & (splits["split"] == split)].sort_values("clip_id")
@@ -106,7 +107,7 @@ def plan_mixtures(
             whole = load(clip.path)
             length = whole.shape[0] if segment_seconds is None else min(whole.shape[0], int(segment_seconds * sample_rate))
             for k in range(mixtures_per_clip[split]):
-                music_offset = int(rng.integers(0, whole.shape[0] - length + 1))
+                music_offset = int(music_rng.integers(0, whole.shape[0] - length + 1))
                 music_audio = whole[music_offset : music_offset + length]
                 chosen = pool.iloc[rng.choice(len(pool), size=noises, replace=False)]
                 noise_audio = [load(p) for p in chosen["path"]]
