@@ -1,4 +1,5 @@
-"""package: the pipeline's product, one audio-in MLflow model (separator + classifier + their settings) with the run's scores.
+"""package: the pipeline's product, one audio-in MLflow model (separator + both classifiers + the rule + their settings)
+with the run's scores.
 
 `dm2v promote` registers the best of these models; `mlflow models serve` serves it (docs/SERVING.md).
 """
@@ -15,7 +16,7 @@ from danet_music2vec.service import Limits
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.tracking.packaging import log_audio_model
 
-MODELS = (Path("models/separator.pt"), Path("models/music2vec.pt"))
+MODELS = (Path("models/separator.pt"), Path("models/music2vec.pt"), Path("models/music2vec_adapted.pt"))
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ import pandas as pd
 
 from danet_music2vec import stage
 from danet_music2vec.atomic import write_csv, write_json
-from danet_music2vec.classification import Classifier
 from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig
+from danet_music2vec.evidence import GenreReader
 from danet_music2vec.evaluation import (
     HEADLINE_METRICS,
     gnsdr_by_noise,
@@ -36,17 +36,16 @@ def main() -> None:
     start = time.perf_counter()
     with stage_run("sweep", params.used(), groups=("sweep",)) as run:
         separator = Separator.load("models/separator.pt")  # with the inference settings `separate` scored
-        classifier = Classifier.from_checkpoint(
-            "models/music2vec.pt",
-            hop_seconds=params.music2vec.test_hop_seconds,
-            device=resolve_device(params.music2vec.device),
-        )
+        reader = GenreReader.load(
+            "models/music2vec.pt", "models/music2vec_adapted.pt",
+            hop_seconds=params.music2vec.test_hop_seconds, device=resolve_device(params.music2vec.device),
+        )  # fmt: skip
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         # The first mixtures of every clip (in mix-stage order): curves at a bounded cost, every clip represented.
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         per_mixture, predictions, grouped = snr_sweep(
-            test, separator, classifier, snrs,
+            test, separator, reader, snrs,
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
         )  # fmt: skip
         summary = sweep_summary(

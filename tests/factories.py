@@ -91,8 +91,9 @@ def tiny_music2vec_params(**overrides: Any) -> Music2VecParams:
 
 
 def music2vec_file(path: Path, classes: Sequence[str], cfg: Music2VecParams | None = None,
-                   model: Music2Vec | None = None, seed: int = 0) -> Path:  # fmt: skip
-    """Write models/music2vec.pt as ``train_music2vec`` exports it (default: an untrained tiny network)."""
+                   model: Music2Vec | None = None, seed: int = 0, rule: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write models/music2vec.pt as ``train_music2vec`` exports it (default: an untrained tiny network); with
+    ``rule`` (a ProductRule's dict), models/music2vec_adapted.pt as ``adapt_music2vec`` writes it."""
     cfg = cfg or tiny_music2vec_params()
     if model is None:
         torch.manual_seed(seed)
@@ -106,8 +107,10 @@ def music2vec_file(path: Path, classes: Sequence[str], cfg: Music2VecParams | No
         "params": cfg.model_dump(mode="json"),
         "history": [{"loss": 1.0, "accuracy": 0.5, "seconds": 1.0}],
     }
+    if rule is not None:
+        state |= {"product_rule": rule, "validation": {}, "adapted_from": {}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoints.save(path, "music2vec", state)
+    checkpoints.save(path, "music2vec" if rule is None else "music2vec_adapted", state)
     return path
 
 

@@ -1,14 +1,12 @@
-"""Classifier: crops, test-time averaging, resampling, checkpoint loading; classify_mixtures for the stage."""
+"""Classifier: crops, test-time averaging, resampling, checkpoint loading."""
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 
-from danet_music2vec.classification import Classifier, classify_mixtures, crop_starts
+from danet_music2vec.classification import Classifier, crop_starts
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec.errors import CheckpointError
 from tests.factories import music2vec_file, tiny_music2vec_params
@@ -92,37 +90,3 @@ def test_from_checkpoint_restores_model_classes_and_crop_geometry(tmp_path: Path
     np.testing.assert_allclose(loaded.predict_proba(wave, RATE), clf.predict_proba(wave, RATE), rtol=1e-6)
     with pytest.raises(CheckpointError, match="nothing.pt: not found; run `dvc repro train_music2vec`"):
         Classifier.from_checkpoint(tmp_path / "nothing.pt")
-
-
-def _write(path: Path, wave: np.ndarray, rate: int) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path.with_suffix(".wav"), wave, rate, subtype="FLOAT")
-    return str(path.with_suffix(".wav"))  # float WAV: bit-exact, so the expected values can be recomputed
-
-
-def test_classify_mixtures_rows_for_three_inputs(tmp_path: Path) -> None:
-    clf = small_classifier(classes=("rock", "jazz"))
-    rate = 22050
-    music = _write(tmp_path / "raw/m.flac", noise(1.0, 7, rate), rate)
-    rain = _write(tmp_path / "raw/n.flac", noise(0.5, 8, rate), rate)
-    row = dict(music_clip="m", label="rock", music_path=music, music_offset=0, noise_clips=["n"], noise_paths=[rain],
-               noise_offsets=[100], noise_gains=[0.5], snr_db=6.0, num_samples=rate, sample_rate=rate)  # fmt: skip
-    mixtures = pd.DataFrame(
-        [row | {"mixture_id": "test-00001", "split": "test"}, row | {"mixture_id": "train-00000", "split": "train"}]
-    )
-    sep = _write(tmp_path / "separated/test-00001.flac", noise(1.0, 9, 8000), 8000)
-    separated = pd.DataFrame({"mixture_id": ["test-00001"], "music_path": [str(Path(sep).relative_to(tmp_path))]})
-    table, seconds = classify_mixtures(clf, mixtures, separated, root=tmp_path, progress=False)
-    assert list(table["input"]) == ["clean", "mixture", "separated"]
-    assert set(table["mixture_id"]) == {"test-00001"}  # train mixtures are not classified
-    assert list(table.columns) == [
-        "mixture_id", "music_clip", "input", "true_label", "predicted_label", "p_rock", "p_jazz"
-    ]  # fmt: skip
-    np.testing.assert_allclose(table[["p_rock", "p_jazz"]].sum(axis=1), 1.0)
-    assert (table["true_label"] == "rock").all() and set(table["predicted_label"]) <= {"rock", "jazz"}
-    assert seconds["audio"] == pytest.approx(3.0, abs=1e-3) and seconds["classify"] > 0
-    # The clean and mixture rows really differ (the noise was added), the clean one is the music file's.
-    clean = clf.predict_proba(sf.read(music, dtype="float32")[0], rate)
-    np.testing.assert_allclose(table.loc[0, ["p_rock", "p_jazz"]].to_numpy(float), clean, rtol=1e-6)
-    with pytest.raises(ValueError, match="run `dvc repro separate`"):
-        classify_mixtures(clf, mixtures, separated.iloc[:0], root=tmp_path, progress=False)

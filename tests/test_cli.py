@@ -86,6 +86,9 @@ def test_missing_separator_for_classify_denoise(tiny_model: Path, tmp_path: Path
     code = cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tmp_path / "d.pt")])
     assert code == 2
     assert "d.pt not found: run `dvc repro separate` (or pass --separator)" in capsys.readouterr().err
+    code = cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--adapted", str(tmp_path / "a.pt")])
+    assert code == 2
+    assert "a.pt not found: run `dvc repro adapt_music2vec` (or pass --adapted)" in capsys.readouterr().err
 
 
 def test_the_old_danet_option_names_its_new_name(tiny_model: Path, capsys) -> None:
@@ -212,9 +215,15 @@ def test_denoise_gives_the_separate_stage_audio(stored: dict, tmp_path: Path) ->
         assert np.abs(default_music - stage_music).max() > 100 * PCM16
 
 
-def test_classify_denoise_classifies_the_separated_music(tiny_separator: Path, tiny_model: Path, capsys) -> None:
+def test_classify_denoise_answers_with_the_rules_path(tiny_separator: Path, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    # The rule says the clean-trained classifier on the separated music: the answer must be exactly that.
+    adapted = music2vec_file(tmp_path / "adapted.pt", ["classical", "rock"], seed=1,
+                             rule={"path": "separated", "weight": 0.5, "gate_db": 3.0})  # fmt: skip
+    cli.main(["classify", str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tiny_separator),
+              "--adapted", str(adapted)])  # fmt: skip
+    assert "path separated" in capsys.readouterr().out.splitlines()[0]
     code, top, err = classify_output(
-        capsys, str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tiny_separator)
+        capsys, str(ROCK[0]), "--model", str(tiny_model), "--denoise", "--separator", str(tiny_separator), "--adapted", str(adapted)
     )
     assert code == 0, err
     assert set(top) == {"classical", "rock"}

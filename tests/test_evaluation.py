@@ -105,9 +105,12 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     cfg = StftConfig(sample_rate=8000, n_fft=256, hop=64, window="sqrt_hann", chunk_frames=100)
     gate = {"percentile": 10, "over_subtraction": 1.0, "floor_db": -12, "smooth_frames": 5, "freq_median_bins": 15}
     snrs = [-5.0, 0.0, 10.0]
-    per_mixture, predictions, grouped = snr_sweep(test, _IdentitySeparator(), _LoudnessClassifier(), snrs, cfg, gate,
+    from danet_music2vec.evidence import SCORED, GenreReader, ProductRule
+
+    reader = GenreReader(_LoudnessClassifier(), _LoudnessClassifier(), ProductRule(path="combined"))
+    per_mixture, predictions, grouped = snr_sweep(test, _IdentitySeparator(), reader, snrs, cfg, gate,
                                                   silence_db=-80, progress=False)  # fmt: skip
-    assert len(per_mixture) == len(test) * len(snrs) * 3 and len(predictions) == len(test) * len(snrs) * 3
+    assert len(per_mixture) == len(test) * len(snrs) * 3 and len(predictions) == len(test) * len(snrs) * len(SCORED)
     separator = per_mixture[per_mixture["system"] == "separator"]
     np.testing.assert_allclose(separator["nsdr_music"], 0.0, atol=1e-6)
     # The mixture's own SDR rises with the input SNR; the oracle stays far above it.
@@ -117,6 +120,7 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     assert (oracle["nsdr_music"] > 3.0).all()
     by_input = predictions.pivot_table(index=["input_snr_db", "mixture_id"], columns="input", values="predicted_label", aggfunc="first")
     assert (by_input["mixture"] == by_input["separated"]).all()
+    assert (by_input["product"] == by_input["combined"]).all()
 
     summary = sweep_summary(predictions, grouped, test.set_index("mixture_id")["music_clip"], n_boot=50, seed=0, alpha=0.05)
     assert summary["snr_m5.separation.gnsdr"] == pytest.approx(0.0, abs=1e-6)
@@ -124,6 +128,7 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     gnsdr, f1 = sweep_curves(summary, snrs)
     assert list(gnsdr.columns) == ["snr_db", "separator", "oracle_irm", "spectral_gate"]
     assert list(f1["snr_db"]) == snrs and (f1["mixture"] == f1["separated"]).all()
+    assert list(f1.columns) == ["snr_db", *SCORED] and (f1["product"] == f1["combined"]).all()
 
 
 def test_snr_key_names_negative_snrs_without_a_minus_sign():

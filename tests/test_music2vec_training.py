@@ -11,7 +11,8 @@ import torch
 
 from danet_music2vec import checkpoints
 from danet_music2vec.classification import Classifier
-from danet_music2vec.errors import CheckpointError
+from danet_music2vec.devices import bf16_is_native
+from danet_music2vec.errors import CheckpointError, DeviceError
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec.music2vec_training import ClipSet, augment, load_clip_set, load_init_weights, lowpass, train
 from danet_music2vec.params import Music2VecParams, ParamError
@@ -191,8 +192,27 @@ def test_training_from_init_weights_starts_from_them(tmp_path: Path) -> None:
 
 
 def test_bf16_precision_trains_alike(tmp_path: Path) -> None:
+    if not bf16_is_native(torch.device("cpu")):  # this CPU cannot: a clear error, no training
+        with pytest.raises(DeviceError, match="precision bf16 needs a CPU with bf16 units"):
+            train(toy_config(epochs=1, precision="bf16"), toy_clips(4, seed=0), tmp_path / "bf16.pt", progress=False)
+        return
     fp32 = train(toy_config(epochs=3), toy_clips(4, seed=0), tmp_path / "fp32.pt", progress=False)
     bf16 = train(toy_config(epochs=3, precision="bf16"), toy_clips(4, seed=0), tmp_path / "bf16.pt", progress=False)
     losses = [[h["loss"] for h in r.history] for r in (fp32, bf16)]
     torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=0.05, atol=0.0)
     assert losses[1][-1] < losses[1][0]
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_resumes_only_for_the_same_sources(tmp_path: Path) -> None:
+    clips = toy_clips(3, seed=1)
+    trained = train(toy_config(epochs=3), clips, tmp_path / "clean.pt", progress=False).model
+    clean_loss = train(toy_config(epochs=1, lr=1e-9), clips, tmp_path / "a.pt", progress=False,
+                       init_state=trained.state_dict()).history[0]["loss"]  # fmt: skip
+    fresh_loss = train(toy_config(epochs=1, lr=1e-9), clips, tmp_path / "b.pt", progress=False).history[0]["loss"]
+    assert clean_loss < fresh_loss  # started from the trained weights, not from a new network
+    cfg = toy_config(epochs=1)
+    train(cfg, clips, tmp_path / "tuned.pt", progress=False, init_state=trained.state_dict(), match_extra={"separator": "a"})
+    same = train(toy_config(epochs=2), clips, tmp_path / "tuned.pt", progress=False, match_extra={"separator": "a"})
+    assert same.resumed_from_epoch == 1
+    other = train(toy_config(epochs=2), clips, tmp_path / "tuned.pt", progress=False, match_extra={"separator": "b"})
+    assert other.resumed_from_epoch == 0  # the data came from another separator: start afresh

@@ -23,10 +23,12 @@ NAME = "danet-music2vec"
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("models")
     sep = separator_file(root / "separator.pt", settings=separate_params(device="cpu"))
-    return sep, music2vec_file(root / "music2vec.pt", ["classical", "rock"])
+    adapted = music2vec_file(root / "music2vec_adapted.pt", ["classical", "rock"], seed=1,
+                             rule={"path": "combined", "weight": 0.5, "gate_db": 3.0})  # fmt: skip
+    return sep, music2vec_file(root / "music2vec.pt", ["classical", "rock"]), adapted
 
 
 @pytest.fixture
@@ -38,23 +40,23 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def package(models: tuple[Path, Path], pipeline: str, f1: float, gnsdr: float, monkeypatch: pytest.MonkeyPatch) -> str:
+def package(models: tuple[Path, Path, Path], pipeline: str, f1: float, gnsdr: float, monkeypatch: pytest.MonkeyPatch) -> str:
     """One pipeline run's package stage: the served model with these scores; returns the run id."""
     monkeypatch.setenv("DVC_EXP_NAME", pipeline)
     with tracking.stage_run("package", {"noises": 1, "serve": {"max_seconds": 600.0}}, groups=("serve",)) as run:
-        log_audio_model(run, *models, Limits(600.0), {"classification.separated.f1": f1, "separation.gnsdr": gnsdr})
+        log_audio_model(run, *models, Limits(600.0), {"classification.product.f1": f1, "separation.gnsdr": gnsdr})
     return run.run_id
 
 
 def test_the_loaded_model_gives_the_audio_of_dm2v_denoise_and_the_label_of_dm2v_classify(
-    models: tuple[Path, Path], store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    models: tuple[Path, Path, Path], store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import mlflow
 
     run_id = package(models, "exp-one", 0.7, 4.0, monkeypatch)
     client = mlflow.tracking.MlflowClient(tracking.tracking_uri(store))
     run = client.get_run(run_id)
-    assert run.data.metrics["classification.separated.f1"] == 0.7
+    assert run.data.metrics["classification.product.f1"] == 0.7
     model = mlflow.pyfunc.load_model(run.data.tags[MODEL_URI_TAG])
     assert {c.name for c in model.metadata.get_input_schema().inputs} >= {"audio", "samples", "sample_rate", "format"}
 
@@ -67,8 +69,11 @@ def test_the_loaded_model_gives_the_audio_of_dm2v_denoise_and_the_label_of_dm2v_
     answer = answers.iloc[0]
 
     assert cli.main(["denoise", str(song), "-o", str(store / "clean.wav"), "--model", str(models[0])]) == 0
-    assert cli.main(["classify", str(song), "--denoise", "--top", "1", "--model", str(models[1]), "--separator", str(models[0])]) == 0
-    label = capsys.readouterr().out.splitlines()[-1].split()[0]
+    assert cli.main(["classify", str(song), "--denoise", "--top", "1", "--model", str(models[1]), "--adapted", str(models[2]),
+                     "--separator", str(models[0])]) == 0
+    printed = capsys.readouterr().out
+    label = printed.splitlines()[-1].split()[0]
+    assert "path combined" in printed  # dm2v classify says which path answered
     served, served_rate = sf.read(io.BytesIO(base64.b64decode(answer["music"])), dtype="float32")
     denoised, denoised_rate = sf.read(store / "clean.wav", dtype="float32")
     assert served_rate == denoised_rate == rate
@@ -76,7 +81,7 @@ def test_the_loaded_model_gives_the_audio_of_dm2v_denoise_and_the_label_of_dm2v_
     # libsndfile scales float to 16-bit FLAC a hair differently from WAV: one step at most
     flac, _ = sf.read(io.BytesIO(base64.b64decode(answers.iloc[1]["music"])), dtype="float32")
     np.testing.assert_allclose(flac, denoised, rtol=0, atol=1.01 / 32768)
-    assert answer["genre"] == label
+    assert answer["genre"] == label and answer["path"] == "combined"  # the served model and dm2v answer by one rule
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
 
     with pytest.raises(mlflow.exceptions.MlflowException, match="^sample rate 4000 Hz is not supported"):
@@ -84,13 +89,13 @@ def test_the_loaded_model_gives_the_audio_of_dm2v_denoise_and_the_label_of_dm2v_
 
 
 def test_promote_registers_the_best_run_and_moves_the_alias_only_for_a_better_one(
-    models: tuple[Path, Path], store: Path, monkeypatch: pytest.MonkeyPatch
+    models: tuple[Path, Path, Path], store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worse = package(models, "exp-worse", 0.60, 6.0, monkeypatch)
     better = package(models, "exp-better", 0.70, 1.0, monkeypatch)
     first = promote(NAME)
     assert first.moved and first.winner.run_id == better and first.previous is None and first.candidates == 2
-    assert any("separated F1 0.7000" in line and better in line for line in first.report())
+    assert any("product F1 0.7000" in line and better in line for line in first.report())
 
     again = promote(NAME)  # idempotent: same version, alias stays
     assert not again.moved and again.version == first.version and "already the best run" in again.report()[-1]

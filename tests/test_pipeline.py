@@ -16,11 +16,13 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO, write_audio
 
 DATA_STAGES = ["download", "split", "mix", "features"]
-ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "classify", "score", "sweep", "package"]
+ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "adapt_music2vec", "classify", "score", "sweep",
+                            "package"]
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
     "separator": {"start": "scratch", "hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
     "music2vec": {"channels": [8, 8, 16], "lstm_hidden": 8, "epochs": 2, "crops_per_clip": 2},
+    "adapt_music2vec": {"epochs": 1, "mixtures_per_clip": 1, "val_mixtures_per_clip": 1, "crops_per_clip": 2},
     "score": {"bootstrap_n": 50},
     "sweep": {"snr_db": [-5, 0]},
 }
@@ -251,14 +253,16 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     assert ran(sh(["dvc", "repro"], repo)) == set(ALL_STAGES)
     commit(repo, "first experiment")
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
-    # "cache music2vec": nothing train_music2vec depends on changes with `noises`
-    assert ran(exp) == {"mix", "train_separator", "separate", "classify", "score", "sweep", "package"}
+    # "cache music2vec": nothing train_music2vec depends on changes with `noises`; the adapted classifier follows
+    # the separator, which does
+    assert ran(exp) == {"mix", "train_separator", "separate", "adapt_music2vec", "classify", "score", "sweep", "package"}
 
     import json
 
     score = json.loads((repo / "metrics" / "score.json").read_text())
     for key in ("separation.gnsdr", "separation.oracle_irm.gnsdr", "separation.spectral_gate.gnsdr", "separation.full_band.gnsdr",
-                "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1"):  # fmt: skip
+                "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
+                "classification.separated_adapted.f1", "classification.combined.f1", "classification.product.f1"):  # fmt: skip
         assert isinstance(score[key], float), key
     assert score["separation.oracle_irm.gnsdr"] > score["separation.spectral_gate.gnsdr"]
 
@@ -268,8 +272,10 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     assert set(parents) == {"1", "2"}
     assert parents["2"].data.tags["pipeline_key"] == "two-noises"
     for parent in parents.values():
-        assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1"} <= set(parent.data.metrics)
-        assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1"} <= set(parent.data.metrics)
+        assert {"separation.gnsdr", "classification.separated.f1", "classification.mixture.f1", "classification.product.f1",
+                "classification.separated_adapted.f1", "classification.combined.f1"} <= set(parent.data.metrics)
+        assert {"snr_m5.separation.gnsdr", "snr_0.classification.separated.f1", "snr_0.classification.product.f1"} <= set(
+            parent.data.metrics)
 
     # Each run packaged its served model; promote chooses between the two by its rule.
     from danet_music2vec.tracking.registry import promote

@@ -5,8 +5,10 @@ import pytest
 import torch
 import yaml
 
+from danet_music2vec import devices
 from danet_music2vec.audio import resample
 from danet_music2vec.dsp import StftConfig, stft
+from danet_music2vec.errors import DeviceError
 from danet_music2vec.models import DANet, MaskNetwork, kmeans
 from danet_music2vec.params import ParamError, parse_params
 from danet_music2vec.separation import (
@@ -336,6 +338,10 @@ def test_bf16_inference_separates_as_fp32_within_bf16_precision() -> None:
     model = MaskNetwork(N_FREQ, hidden=16, layers=2)
     wave = _wave(2.0)
     full = Separator(model, CFG, torch.zeros(2, 0), settings(precision="fp32")).separate(wave, 8000).music
+    if not devices.bf16_is_native(torch.device("cpu")):  # this CPU cannot: a clear error (precision auto is fp32 here)
+        with pytest.raises(DeviceError, match="precision bf16 needs a CPU with bf16 units"):
+            Separator(model, CFG, torch.zeros(2, 0), settings(precision="bf16")).separate(wave, 8000)
+        return
     half = Separator(model, CFG, torch.zeros(2, 0), settings(precision="bf16")).separate(wave, 8000).music
     assert half.dtype == np.float32 and half.shape == full.shape
     # bf16 keeps 8 bits of mantissa: the masks (and so the music) agree to about 1%.
@@ -367,8 +373,6 @@ def test_a_separator_says_which_network_it_holds(tmp_path) -> None:
 
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
-    from danet_music2vec import devices
-
     model = MaskNetwork(N_FREQ, hidden=4, layers=1)
     for native, expected in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(devices, "bf16_is_native", lambda device, native=native: native)

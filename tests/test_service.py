@@ -26,7 +26,9 @@ def file_b64(audio: np.ndarray, rate: int, fmt: str = "WAV", subtype: str = "PCM
 def service(tmp_path_factory: pytest.TempPathFactory) -> Service:
     root = tmp_path_factory.mktemp("models")
     sep = separator_file(root / "separator.pt", settings=separate_params(device="cpu"))
-    return Service.load(sep, music2vec_file(root / "music2vec.pt", ["classical", "rock"]), LIMITS)
+    adapted = music2vec_file(root / "music2vec_adapted.pt", ["classical", "rock"], seed=1,
+                             rule={"path": "combined", "weight": 0.5, "gate_db": 3.0})  # fmt: skip
+    return Service.load(sep, music2vec_file(root / "music2vec.pt", ["classical", "rock"]), adapted, LIMITS)
 
 
 def test_a_file_and_its_samples_decode_alike_channels_first() -> None:
@@ -75,3 +77,4 @@ def test_the_answer_is_music_at_the_input_rate_and_length_with_probabilities(ser
         assert rate == row["sample_rate"] == 16000 and music.shape == wave.shape and row["format"] == fmt
         assert row["genre"] in ("classical", "rock") and row["genre"] == max(row["probabilities"], key=row["probabilities"].get)
         assert sum(row["probabilities"].values()) == pytest.approx(1.0)
+        assert row["path"] == "combined"  # the rule stored in the adapted classifier's file

@@ -73,6 +73,8 @@ def server(serving_root: Path) -> Iterator[ModelServer]:
     models = (
         banded_separator_file(root / "separator.pt", split_hz=2000, settings=separate_params(device="cpu")),
         music2vec_file(root / "music2vec.pt", ["classical", "rock"]),
+        music2vec_file(root / "music2vec_adapted.pt", ["classical", "rock"], seed=1,
+                       rule={"path": "gated", "weight": 0.5, "gate_db": 1.0}),
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -81,7 +83,7 @@ def server(serving_root: Path) -> Iterator[ModelServer]:
         mp.setenv("DVC_ROOT", str(root))
         mp.setenv("DVC_EXP_NAME", "served")
         with tracking.stage_run("package", {"noises": 1}) as run:
-            log_audio_model(run, *models, Limits(MAX_SECONDS), {"classification.separated.f1": 0.5, "separation.gnsdr": 3.0})
+            log_audio_model(run, *models, Limits(MAX_SECONDS), {"classification.product.f1": 0.5, "separation.gnsdr": 3.0})
         promote("danet-music2vec", uri)
     with model_server(root, "models:/danet-music2vec@champion", {"MLFLOW_TRACKING_URI": uri}) as running:
         yield running

@@ -5,7 +5,7 @@ with ``torch.load(weights_only=True)``: a file from anywhere cannot run code her
 only fail to be a checkpoint (:class:`~danet_music2vec.errors.CheckpointError`, one line
 naming the file and the fix). Every checkpoint holds:
 
-- ``kind``: ``"separator"`` or ``"music2vec"``, and ``format`` (:data:`FORMAT`);
+- ``kind``: one of :data:`KINDS`, and ``format`` (:data:`FORMAT`);
 - ``epoch``: the number of epochs completed (1 after the first), ``complete``;
 - ``model_config`` (plain data that rebuilds the network) and ``model_state``;
 - ``params``: the validated params group it was trained with, as plain data;
@@ -35,7 +35,8 @@ from danet_music2vec.models import separator_network
 from danet_music2vec.models.music2vec import Music2Vec
 
 FORMAT = 3
-KINDS = {"separator": "train_separator", "music2vec": "train_music2vec"}  # kind -> the stage that writes it
+# kind -> the stage that writes it; music2vec_adapted is a music2vec network fine-tuned on separated music
+KINDS = {"separator": "train_separator", "music2vec": "train_music2vec", "music2vec_adapted": "adapt_music2vec"}
 TRAINING_ONLY = ("optimizer_state", "match", "best")
 
 

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from danet_music2vec.audio import load_audio, resample
+from danet_music2vec.audio import resample
 from danet_music2vec.models.music2vec import Music2Vec
 from danet_music2vec import checkpoints
 
@@ -65,10 +61,11 @@ class Classifier:
         hop_seconds: float | None = None,
         batch_size: int = 32,
         device: str | torch.device = "cpu",
+        kind: str = "music2vec",
     ) -> "Classifier":
-        """Load models/music2vec.pt; sample rate and crop length come from its params, hop from its
-        ``test_hop_seconds`` unless given."""
-        state = checkpoints.load(path, "music2vec")
+        """Load models/music2vec.pt (or, with ``kind="music2vec_adapted"``, models/music2vec_adapted.pt); sample rate
+        and crop length come from its params, hop from its ``test_hop_seconds`` unless given."""
+        state = checkpoints.load(path, kind)
         params = state["params"]
         return cls(
             checkpoints.network(state),
@@ -113,61 +110,3 @@ class Classifier:
         proba = self.predict_proba(wave, sample_rate)
         order = np.argsort(-proba, kind="stable")[: max(1, int(k))]
         return [(self.classes[i], float(proba[i])) for i in order]
-
-
-INPUTS = ("clean", "mixture", "separated")
-
-
-def classify_mixtures(
-    classifier: Classifier,
-    mixtures: pd.DataFrame,
-    separated: pd.DataFrame,
-    root: str | os.PathLike[str] = ".",
-    progress: bool = True,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Classify the clean music, the mixture and the separated music of every TEST mixture.
-
-    ``mixtures`` is data/mixtures.parquet (rendered with ``render_mixture``);
-    ``separated`` is data/separated/index.parquet (``mixture_id``, ``music_path``
-    relative to ``root``). Returns one row per (mixture, input) with mixture_id,
-    music_clip, input, true_label, predicted_label and ``p_<class>`` per class, and
-    the seconds of audio classified and of classification (model time only, not
-    decoding), from which the stage reports the real-time factor.
-    """
-    from danet_music2vec.data.mixing import render_mixture  # the data package is not needed to use a Classifier
-
-    test = mixtures[mixtures["split"] == "test"].sort_values("mixture_id")
-    if test.empty:
-        raise ValueError("data/mixtures.parquet has no test mixtures; check split.* and mix.* and rerun `dvc repro mix`")
-    separated_paths = dict(zip(separated["mixture_id"], separated["music_path"]))
-    missing = sorted(set(test["mixture_id"]) - set(separated_paths))
-    if missing:
-        raise ValueError(
-            f"data/separated/index.parquet lacks {len(missing)} test mixture(s) (e.g. {missing[0]}); "
-            "it is older than data/mixtures.parquet: run `dvc repro separate`"
-        )
-    rows: list[dict[str, object]] = []
-    audio_seconds = model_seconds = 0.0
-    for mix in tqdm(list(test.itertuples(index=False)), desc="classify", disable=not progress, leave=False):
-        rendered = render_mixture(mix)
-        waves = {
-            "clean": (rendered.music, int(mix.sample_rate)),
-            "mixture": (rendered.mixture, int(mix.sample_rate)),
-            "separated": (load_audio(Path(root) / separated_paths[mix.mixture_id], classifier.sample_rate), classifier.sample_rate),
-        }
-        for name in INPUTS:
-            wave, rate = waves[name]
-            started = time.perf_counter()
-            proba = classifier.predict_proba(wave, rate)
-            model_seconds += time.perf_counter() - started
-            audio_seconds += len(wave) / rate
-            row: dict[str, object] = {
-                "mixture_id": mix.mixture_id,
-                "music_clip": mix.music_clip,
-                "input": name,
-                "true_label": mix.label,
-                "predicted_label": classifier.classes[int(np.argmax(proba))],
-            }
-            row |= {f"p_{c}": float(p) for c, p in zip(classifier.classes, proba)}
-            rows.append(row)
-    return pd.DataFrame(rows), {"audio": audio_seconds, "classify": model_seconds}

@@ -1,14 +1,17 @@
 """``dm2v``: use the trained models on your own audio files.
 
     dm2v denoise song.wav -o clean.wav [--model models/separator.pt]   (default: the shipped separator)
-    dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--separator models/separator.pt]
+    dm2v classify song.wav [--denoise] [--top 3] [--model models/music2vec.pt] [--adapted models/music2vec_adapted.pt]
+                           [--separator models/separator.pt]
     dm2v kfp compile -o pipeline.yaml [--image REGISTRY/danet-music2vec:TAG]
     dm2v copy-runs --to http://mlflow.example:5000 [--from sqlite:///mlflow.db]
     dm2v promote [--name danet-music2vec] [--tracking-uri URI]
 
 Any format libsndfile reads (wav, flac, ogg, au), any sample rate, mono or stereo.
 `denoise` writes the music with the input's rate and channels (the masks come from the
-channels' mean); `classify` mixes down to mono and resamples. User mistakes (missing file or model,
+channels' mean); `classify` mixes down to mono and resamples, and says which path answered: without
+--denoise the clean-trained classifier on the file as it is (`mixture`), with --denoise the product's
+path the pipeline chose (src/danet_music2vec/evidence.py). User mistakes (missing file or model,
 unreadable audio, unsupported output format) print one line naming the file and the
 fix, and exit with status 2; no traceback. The separator file carries the inference
 settings the pipeline scored it with, so `dm2v denoise` gives the `separate` stage's audio.
@@ -21,7 +24,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from danet_music2vec.audio import AudioError, audio_info, load_audio, save_audio
+import numpy as np
+
+from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
 from danet_music2vec.service import denoise, separate_music
@@ -78,26 +83,36 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from danet_music2vec.classification import Classifier
+    from danet_music2vec.evidence import GenreReader
 
     model = Path(args.model)
     _require_model(model, "train_music2vec", "--model")
     separator = Path(args.separator) if args.separator else None
-    if args.denoise and separator is not None:
-        _require_model(separator, "separate", "--separator")
+    adapted = Path(args.adapted)
+    if args.denoise:
+        if separator is not None:
+            _require_model(separator, "separate", "--separator")
+        _require_model(adapted, "adapt_music2vec", "--adapted")
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be at least 1")
-    classifier = Classifier.from_checkpoint(model, device=args.device)
     source = Path(args.input)
-    rate = classifier.sample_rate
-    wave = load_audio(source, rate, check_silence=False)
-    what = ""
     if args.denoise:
+        reader = GenreReader.load(model, adapted, device=args.device)
+        rate = reader.clean.sample_rate
+        wave = load_audio(source, rate, check_silence=False)
         loaded = _load_separator(separator, args.band_limited)
-        wave, rate = separate_music(loaded, wave, rate)
-        what = f"denoised by {loaded.origin}, "
-    print(f"{source} ({what}{len(wave) / rate:.1f} s):")
-    for genre, p in classifier.predict_top(wave, rate, k=min(args.top, len(classifier.classes))):
-        print(f"  {genre:<16s} {p:6.3f}")
+        music, music_rate = separate_music(loaded, wave, rate)
+        proba, classes = reader.read(wave, resample(music, music_rate, rate), rate), reader.classes
+        what = f"denoised by {loaded.origin}, path {reader.rule.path}: chosen on validation by adapt_music2vec"
+    else:
+        classifier = Classifier.from_checkpoint(model, device=args.device)
+        rate = classifier.sample_rate
+        wave = load_audio(source, rate, check_silence=False)
+        proba, classes = classifier.predict_proba(wave, rate), classifier.classes
+        what = "path mixture: the clean-trained classifier on the file as it is"
+    print(f"{source} ({len(wave) / rate:.1f} s, {what}):")
+    for i in np.argsort(-proba, kind="stable")[: args.top]:
+        print(f"  {classes[i]:<16s} {proba[i]:6.3f}")
     return 0
 
 
@@ -189,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--denoise", action="store_true", help="remove noise with the separator first")
     classify.add_argument("--band-limited", action="store_true", help="with --denoise: classify the separator's 8 kHz output")
     classify.add_argument("--top", type=int, default=3, help="how many genres to print (default: %(default)s)")
-    classify.add_argument("--model", default="models/music2vec.pt", help="music2vec checkpoint (default: %(default)s)")
+    classify.add_argument("--model", default="models/music2vec.pt", help="the clean-trained music2vec (default: %(default)s)")
+    classify.add_argument("--adapted", default="models/music2vec_adapted.pt",
+                          help="with --denoise: the adapted music2vec and its rule (default: %(default)s)")
     classify.add_argument("--separator", help="separator file for --denoise (default: the shipped separator)")
     classify.add_argument("--danet", action=_Renamed, new="--separator", help=argparse.SUPPRESS)
     classify.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="for music2vec (default: %(default)s)")

@@ -19,7 +19,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """The forward pass's autocast for a ``precision``: bf16 autocast, or disabled for fp32."""
+    """The forward pass's autocast for a ``precision``: bf16 autocast, or disabled for fp32.
+
+    bf16 on a CPU without bf16 units is a :class:`DeviceError`: oneDNN cannot build its bf16 LSTM
+    there ("could not create a primitive descriptor"), and emulated bf16 would be slower than fp32.
+    """
+    if precision == "bf16" and device.type == "cpu" and not bf16_is_native(device):
+        raise DeviceError("precision bf16 needs a CPU with bf16 units (AVX512-BF16 or AMX) or a GPU, and this CPU has "
+                          "none; set precision to auto (bf16 only where it is native) or fp32")  # fmt: skip
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 

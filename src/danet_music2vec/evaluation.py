@@ -4,8 +4,10 @@ Separation is measured at the STFT rate (where the separator works) for three sy
 same mixtures: the separator, the oracle ideal ratio mask (upper bound) and a blind spectral
 gate (non-learned floor). With ``full_band``, the separator's output is also measured at its own
 rate (22.05 kHz with ``separate.output_rate: full``) against the full-band sources, so the
-report shows what a listener gets, the band above the STFT's Nyquist included. Classification is measured for three inputs of the same test
-clips: clean music, the noisy mixture, and the separator's separated music.
+report shows what a listener gets, the band above the STFT's Nyquist included. Classification is measured for the same
+test clips along every path of :mod:`~danet_music2vec.evidence` (clean music, the noisy mixture, the
+separated music through the clean-trained and the adapted classifier, the two combined, and the
+product), each with the share of the noise's cost it wins back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.references import oracle_irm_estimate, spectral_gate_estimate
 from danet_music2vec.data.mixing import Rendered, render_mixture
 from danet_music2vec.dsp import StftConfig
+from danet_music2vec.evidence import SCORED
 from danet_music2vec.metrics import (
     bootstrap_ci,
     classification_scores,
@@ -33,18 +36,18 @@ from danet_music2vec.metrics import (
 )
 
 if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither model
-    from danet_music2vec.classification import Classifier
+    from danet_music2vec.evidence import GenreReader
     from danet_music2vec.separation import Separator
 
 SYSTEMS = ("separator", "oracle_irm", "spectral_gate")  # the separator and its two references
 FULL_BAND = "separator_full_band"  # the separator's output at its own rate, against the full-band sources
-INPUTS = ("clean", "mixture", "separated")
 # The numbers the score and sweep stages also put on the MLflow parent run, so the UI compares experiments.
 HEADLINE_METRICS = (
     "separation.gnsdr", "separation.gsir", "separation.gsar", "separation.oracle_irm.gnsdr", "separation.spectral_gate.gnsdr",
     "separation.full_band.gnsdr",
-    "classification.clean.f1", "classification.mixture.f1", "classification.separated.f1",
+    *(f"classification.{name}.f1" for name in SCORED),
     "classification.clean.accuracy", "classification.mixture.accuracy", "classification.separated.accuracy",
+    "classification.product.accuracy", "classification.product.recovered",
 )  # fmt: skip
 # metrics/score.json prefixes: the separator's numbers are the headline `separation.*`.
 SYSTEM_PREFIX = {"separator": "separation", "oracle_irm": "separation.oracle_irm", "spectral_gate": "separation.spectral_gate",
@@ -142,11 +145,12 @@ def separation_summary(results_by_system: dict[str, list[SeparationResult]]) -> 
 def score_classification(
     predictions: pd.DataFrame, clips: pd.Series, n_boot: int, seed: int, alpha: float
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Accuracy and weighted P/R/F1 with bootstrap intervals per input, and confusion tables.
+    """Accuracy and weighted P/R/F1 with bootstrap intervals per input (:data:`SCORED`), and confusion tables.
 
     ``clips`` is the music clip of every mixture, indexed by mixture id (data/mixtures.parquet's
     ``music_clip``). The intervals resample test clips, not predictions: the mixtures cut from
-    one clip (and the clean music they share) are not independent.
+    one clip (and the clean music they share) are not independent. ``recovered`` is the share of the
+    noise's cost a path wins back: (F1 - mixture F1) / (clean F1 - mixture F1).
     """
     labels = sorted(predictions["true_label"].unique())
     groups = predictions["mixture_id"].map(clips)
@@ -159,7 +163,7 @@ def score_classification(
     predictions = predictions.assign(clip=groups)
     summary: dict[str, float] = {}
     tables: dict[str, pd.DataFrame] = {}
-    for name in INPUTS:
+    for name in SCORED:
         part = predictions[predictions["input"] == name]
         if part.empty:
             continue
@@ -174,6 +178,11 @@ def score_classification(
             summary[f"classification.{name}.{metric}_ci_high"] = hi
         matrix = confusion(y_true, y_pred, labels)
         tables[name] = pd.DataFrame(matrix, index=labels, columns=labels)
+    clean, mixture = summary.get("classification.clean.f1"), summary.get("classification.mixture.f1")
+    if clean is not None and mixture is not None and clean > mixture:
+        for name in SCORED:
+            if f"classification.{name}.f1" in summary and name not in ("clean", "mixture", "clean_adapted"):
+                summary[f"classification.{name}.recovered"] = (summary[f"classification.{name}.f1"] - mixture) / (clean - mixture)
     return summary, tables
 
 
@@ -202,7 +211,7 @@ def snr_key(snr_db: float) -> str:
 def snr_sweep(
     test_mixtures: pd.DataFrame,
     separator: Separator,
-    classifier: Classifier,
+    reader: GenreReader,
     snrs: Sequence[float],
     cfg: StftConfig,
     gate: dict[str, Any],
@@ -214,14 +223,13 @@ def snr_sweep(
     The same music clips, noise clips and offsets as the manifest, only the noise gain
     changes, so the curves isolate the effect of the input SNR. Returns the separation
     table (one row per SNR, mixture and system, with ``input_snr_db``), the predictions
-    (one row per SNR, mixture and input: clean / mixture / separated) and the results
-    grouped by (SNR, system).
+    (one row per SNR, mixture and input of :data:`SCORED`) and the results grouped by (SNR, system).
     """
     rows: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     grouped: dict[tuple[float, str], list[SeparationResult]] = {(snr, s): [] for snr in snrs for s in SYSTEMS}
     work = [(row, float(snr)) for row in test_mixtures.itertuples() for snr in snrs]
-    clean_proba: dict[str, np.ndarray] = {}
+    clean_proba: dict[str, dict[str, np.ndarray]] = {}
     for row, snr in tqdm(work, desc="sweep", unit="mix", disable=not progress):
         rate = int(row.sample_rate)
         rendered = render_mixture(row, snr_db=snr)
@@ -231,17 +239,16 @@ def snr_sweep(
         for system, result in score_systems(rendered, rate, estimate, cfg, gate, silence_db).items():
             grouped[(snr, system)].append(result)
             rows.append(_row(row, system, result, input_snr_db=snr))
+        evidence = reader.evidence(rendered.mixture, resample(music, out_rate, rate), rate)
+        paths = reader.rule.paths(evidence)
         if row.mixture_id not in clean_proba:  # the clean music does not depend on the SNR
-            clean_proba[row.mixture_id] = classifier.predict_proba(rendered.music, rate)
-        probas = {
-            "clean": clean_proba[row.mixture_id],
-            "mixture": classifier.predict_proba(rendered.mixture, rate),
-            "separated": classifier.predict_proba(music, out_rate),
-        }
+            clean_proba[row.mixture_id] = {"clean": reader.clean.predict_proba(rendered.music, rate),
+                                           "clean_adapted": reader.adapted.predict_proba(rendered.music, rate)}  # fmt: skip
+        probas = clean_proba[row.mixture_id] | paths | {"product": paths[reader.rule.path]}
         for name, proba in probas.items():
             predictions.append(
                 {"input_snr_db": snr, "mixture_id": row.mixture_id, "input": name, "true_label": row.label,
-                 "predicted_label": classifier.classes[int(np.argmax(proba))]}  # fmt: skip
+                 "predicted_label": reader.classes[int(np.argmax(proba))]}  # fmt: skip
             )
     return pd.DataFrame(rows), pd.DataFrame(predictions), grouped
 
@@ -275,7 +282,7 @@ def sweep_curves(summary: dict[str, float], snrs: Sequence[float]) -> tuple[pd.D
         [{"snr_db": snr} | {s: summary.get(f"{snr_key(snr)}.{SYSTEM_PREFIX[s]}.gnsdr") for s in SYSTEMS} for snr in snrs]
     )
     f1 = pd.DataFrame(
-        [{"snr_db": snr} | {i: summary.get(f"{snr_key(snr)}.classification.{i}.f1") for i in INPUTS} for snr in snrs]
+        [{"snr_db": snr} | {i: summary.get(f"{snr_key(snr)}.classification.{i}.f1") for i in SCORED} for snr in snrs]
     )
     return gnsdr, f1
 

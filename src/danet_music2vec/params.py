@@ -100,6 +100,8 @@ Path_ = Annotated[StrictStr, Field(min_length=1)]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
 InferencePrecision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device computes it natively
+# The ways a noisy recording can be classified (danet_music2vec.evidence says what each is)
+ProductPath = Literal["mixture", "separated", "separated_adapted", "combined", "gated"]
 
 
 class Group(BaseModel):
@@ -317,6 +319,25 @@ class Music2VecParams(Group):
         return int(round(self.crop_seconds * self.sample_rate))
 
 
+class AdaptMusic2VecParams(Group):
+    """The ``adapt_music2vec`` stage: music2vec fine-tuned on the separator's output, and the product's rule."""
+
+    mixtures_per_clip: PositiveInt
+    noises: Annotated[tuple[Annotated[StrictInt, AfterValidator(_one_or_two)], ...], Field(min_length=1)]
+    snr_db: Range | None
+    clean_share: Share
+    val_tracks_per_genre: PositiveInt
+    val_mixtures_per_clip: PositiveInt
+    epochs: PositiveInt
+    crops_per_clip: PositiveInt
+    lr: PositiveNumber
+    paths: Annotated[tuple[ProductPath, ...], Field(min_length=1)]
+    combine_weights: Annotated[tuple[Probability, ...], Field(min_length=1)]
+    gates_db: Annotated[tuple[Number, ...], Field(min_length=1)]
+    seed: NonNegativeInt
+    device: Device
+
+
 class SpectralGateParams(Group):
     percentile: Annotated[StrictFloat, Field(gt=0, lt=100)]
     over_subtraction: PositiveNumber
@@ -356,6 +377,7 @@ class Params(Group):
     separator: SeparatorParams
     separate: SeparateParams
     music2vec: Music2VecParams
+    adapt_music2vec: AdaptMusic2VecParams
     score: ScoreParams
     sweep: SweepParams
     serve: ServeParams

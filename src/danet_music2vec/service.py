@@ -4,7 +4,8 @@ A row holds either ``audio`` (the bytes of an audio file, base64: wav, flac, ogg
 ``samples`` (float samples, interleaved when ``channels`` > 1) with their ``sample_rate``;
 optionally ``format`` (``flac``, the default, or ``wav``) for the returned audio. The
 answer holds the denoised music (base64, at the input's rate, length and channels: a stereo
-file stays stereo, as with ``dm2v denoise``), the genre and the probability of every genre.
+file stays stereo, as with ``dm2v denoise``), the genre, the probability of every genre and the
+``path`` that gave them (the product's path: :mod:`danet_music2vec.evidence`).
 
 The same functions as ``dm2v denoise`` and ``dm2v classify --denoise`` do the work
 (:func:`denoise`, :func:`separate_music`; the CLI imports them from here), so the
@@ -29,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from danet_music2vec.audio import SUPPORTED, resample
+from danet_music2vec.evidence import GenreReader
 
 # Rates libsndfile and the resampler handle well; below 8 kHz there is no music band left to separate.
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -89,6 +91,7 @@ class Answer:
     genre: str
     probabilities: dict[str, float]
     separator: str  # which separator denoised it (Separator.origin)
+    path: str  # which path of the evidence gave the genre (the rule the pipeline chose)
 
     def row(self) -> dict[str, Any]:
         """The answer as one output row: the music encoded as ``format`` (16-bit) in base64."""
@@ -101,6 +104,7 @@ class Answer:
             "genre": self.genre,
             "probabilities": self.probabilities,
             "separator": self.separator,
+            "path": self.path,
         }
 
 
@@ -210,27 +214,34 @@ def denoise(separator, wave: np.ndarray, sample_rate: int) -> np.ndarray:  # typ
 
 
 class Service:
-    """The separator and the classifier of one pipeline run, with the request limits: ``answer(row)``."""
+    """The separator, the two classifiers and the rule of one pipeline run, with the request limits: ``answer(row)``."""
 
-    def __init__(self, separator, classifier, limits: Limits) -> None:  # type: ignore[no-untyped-def]
-        self.separator, self.classifier, self.limits = separator, classifier, limits
+    def __init__(self, separator, reader: GenreReader, limits: Limits) -> None:  # type: ignore[no-untyped-def]
+        self.separator, self.reader, self.limits = separator, reader, limits
 
     @classmethod
-    def load(cls, separator_path: str | os.PathLike[str], classifier_path: str | os.PathLike[str], limits: Limits) -> "Service":
-        """Load models/separator.pt (with the inference settings it was scored with) and models/music2vec.pt as the CLI does."""
-        from danet_music2vec.classification import Classifier
+    def load(
+        cls,
+        separator_path: str | os.PathLike[str],
+        classifier_path: str | os.PathLike[str],
+        adapted_path: str | os.PathLike[str],
+        limits: Limits,
+    ) -> "Service":
+        """Load models/separator.pt (with the inference settings it was scored with), models/music2vec.pt and
+        models/music2vec_adapted.pt (with the product's rule) as the CLI does."""
         from danet_music2vec.separation import Separator
 
-        return cls(Separator.load(separator_path), Classifier.from_checkpoint(classifier_path), limits)
+        return cls(Separator.load(separator_path), GenreReader.load(classifier_path, adapted_path), limits)
 
     def process(self, request: Request) -> Answer:
-        """Denoise as ``dm2v denoise`` (every channel kept), then classify the denoised music's mono mixdown
-        (``dm2v classify --denoise``)."""
+        """Denoise as ``dm2v denoise`` (every channel kept), then read the genre of the mono mixdowns of the request
+        and of its denoised music along the product's path (``dm2v classify --denoise``)."""
         music = denoise(self.separator, request.wave, request.rate)
-        proba = self.classifier.predict_proba(music if music.ndim == 1 else music.mean(0), request.rate)
-        probabilities = {c: float(p) for c, p in zip(self.classifier.classes, proba)}
-        return Answer(music, request.rate, request.format, self.classifier.classes[int(np.argmax(proba))], probabilities,
-                      self.separator.origin)  # fmt: skip
+        mono = [x if x.ndim == 1 else x.mean(0) for x in (request.wave, music)]
+        proba = self.reader.read(*mono, request.rate)
+        probabilities = {c: float(p) for c, p in zip(self.reader.classes, proba)}
+        return Answer(music, request.rate, request.format, self.reader.classes[int(np.argmax(proba))], probabilities,
+                      self.separator.origin, self.reader.rule.path)  # fmt: skip
 
     def answer(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """One request row -> one answer row; :class:`RequestError` for a bad request."""

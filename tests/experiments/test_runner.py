@@ -25,7 +25,7 @@ def test_ablation_runs_what_mlflow_has_not_recorded_and_force_starts_a_clean_rec
     assert dvc_calls() == [
         ["exp", "run", "--temp", "-n", "abl-07-full-rate-n2", "-S", "noises=2", "-S", "music2vec.augment_gain_db=null",
          "-S", "music2vec.augment_lowpass_hz=[]", "-S", "data.separation_noise_dirs=[]", "-S", "separator.start=scratch",
-         "-S", "sweep.snr_db=[-5.0, 0.0]"],
+         "-S", "adapt_music2vec.paths=[separated]", "-S", "sweep.snr_db=[-5.0, 0.0]"],
         ["exp", "run", "--temp", "-n", "abl-var-mask-floor-n2", "-S", "noises=2", "-S", "separator.start=scratch",
          "-S", "separator.architecture=chimera",
          "-S", "separator.epochs=15", "-S", "separate.mask_floor=0.1", "-S", "sweep.snr_db=[-5.0, 0.0]"],

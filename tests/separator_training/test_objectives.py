@@ -7,6 +7,8 @@ import torch
 
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.losses import ideal_binary_assignment, mask_loss
+from danet_music2vec.devices import bf16_is_native
+from danet_music2vec.errors import DeviceError
 from danet_music2vec.models import DANet, MaskNetwork
 from danet_music2vec.params import ParamError
 from danet_music2vec.separator_training import (
@@ -62,6 +64,10 @@ def test_chimera_weighs_the_attractor_and_head_losses(store: FeatureStore, head_
 def test_bf16_precision_runs_the_network_in_bfloat16_and_trains_alike(store: FeatureStore, tmp_path: Path) -> None:
     cfg = small(architecture="chimera", precision="bf16")
     model = build_network(cfg, store.config.n_freq)
+    if not bf16_is_native(torch.device("cpu")):  # this CPU cannot: a clear error before any step
+        with pytest.raises(DeviceError, match="precision bf16 needs a CPU with bf16 units"):
+            training_step(model, *first_batch(store, cfg), cfg, store.config, use_kmeans=False)
+        return
     dtypes = []
     for layer in (m for m in model.modules() if isinstance(m, torch.nn.Linear)):
         layer.register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))

@@ -49,6 +49,7 @@ COLUMNS = [  # (metrics key after snr_<x>., column title)
     ("classification.clean.accuracy", "acc clean"), ("classification.mixture.accuracy", "acc mix"),
     ("classification.separated.accuracy", "acc sep"), ("classification.clean.f1", "F1 clean"),
     ("classification.mixture.f1", "F1 mix"), ("classification.separated.f1", "F1 sep"),
+    ("classification.separated_adapted.f1", "F1 sep adapted"), ("classification.product.f1", "F1 product"),
 ]  # fmt: skip
 # The default's recipe as each section of docs/SEPARATORS.md states it (read from the experiment's own params.yaml).
 RECIPE_KEYS = ("separator.architecture", "separator.loss", "separator.hidden", "separator.layers", "separator.epochs",

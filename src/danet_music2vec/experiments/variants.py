@@ -65,6 +65,9 @@ ABLATION_FIXES: dict[str, Recipe] = {
                          "the sample's recordings left out)", {"data.separation_noise_dirs": []}),
     "shipped-separator": Recipe("the shipped separator (22.05 kHz, per-bin log1p input, trained 60 minutes: "
                                 "docs/MODEL_CARD.md) instead of one trained in the pipeline", {"separator.start": "scratch"}),
+    "clf-adapted": Recipe("music2vec adapted to the separator's output, and the product answering with the path chosen "
+                          "on validation (mixture, separated, adapted, combined or gated: docs/CLASSIFIER.md)",
+                          {"adapt_music2vec.paths": ["separated"]}),
 }  # fmt: skip
 # The separator comparison and the ablation's levers train their separator on the profile, whatever
 # params.yaml's start says: each recipe states it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +64,13 @@ def _checkpoint_state(model: Music2Vec, classes: Sequence[str], cfg: Music2VecPa
     }
 
 
-def _match_key(cfg: Music2VecParams, clips: ClipSet) -> dict[str, Any]:
+def _match_key(cfg: Music2VecParams, clips: ClipSet, extra: Mapping[str, Any]) -> dict[str, Any]:
     """What a resumed run must agree on: the params (more epochs may be asked of a finished run; the device,
-    the process count (the batch is global) and the test-time hop do not change training) and the data."""
+    the process count (the batch is global) and the test-time hop do not change training), the data and
+    ``extra`` (what else the data came from, e.g. the separator that separated it)."""
     ignore = {"epochs", "device", "test_hop_seconds", "nproc"}
     return {"params": cfg.model_dump(mode="json", exclude=ignore), "classes": list(clips.classes),
-            "data": clips.fingerprint()}  # fmt: skip
+            "data": clips.fingerprint()} | dict(extra)  # fmt: skip
 
 
 def _train_epoch(
@@ -131,6 +132,8 @@ def train(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
     world: World | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
+    match_extra: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or resume) music2vec on ``clips``; checkpoint after every epoch.
 
@@ -144,6 +147,9 @@ def train(
     each batch under DistributedDataParallel and only rank 0 writes the checkpoint. Batch
     norm statistics are synchronised over the ranks on GPUs (SyncBatchNorm); gloo cannot
     do that on CPUs, where each rank normalises its own share.
+
+    ``init_state``: the weights to start from (fine-tuning: the ``adapt_music2vec`` stage starts from the clean
+    classifier's); ``match_extra`` joins what a resumed checkpoint must agree on.
     """
     if len(clips.waves) == 0:
         raise ValueError("no training clips")
@@ -159,11 +165,13 @@ def train(
     loaded_layers: list[int] = []
     if cfg.init_weights is not None:
         loaded_layers = load_init_weights(model, cfg.init_weights, cfg.init_sha256 or "")
+    if init_state is not None:
+        model.load_state_dict(init_state)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history: list[dict[str, float]] = []
     start_epoch = 0  # epochs already completed
-    match = _match_key(cfg, clips)
+    match = _match_key(cfg, clips, match_extra or {})
     if (state := checkpoints.resumable(checkpoint_path, "music2vec", match, cfg.epochs)) is not None:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])

@@ -47,7 +47,9 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["settings"]) as f:
             settings = json.load(f)
-        self.service = Service.load(context.artifacts["separator"], context.artifacts["classifier"], Limits(**settings["limits"]))
+        artifacts = context.artifacts
+        self.service = Service.load(artifacts["separator"], artifacts["classifier"], artifacts["adapted_classifier"],
+                                    Limits(**settings["limits"]))  # fmt: skip
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - no hints: MLflow would take them for the schema
         rows = model_input.to_dict("records") if isinstance(model_input, pd.DataFrame) else list(model_input)

@@ -1,7 +1,8 @@
 """Log the pipeline's product: one audio-in pyfunc model per pipeline run (the ``package`` stage).
 
 The model bundles models/separator.pt (the network plus the inference settings it was
-scored with), models/music2vec.pt and the request limits (``serve``) as artifacts, runs
+scored with), models/music2vec.pt, models/music2vec_adapted.pt (with the product's rule) and the
+request limits (``serve``) as artifacts, runs
 :mod:`.audio_model` (MLflow's "models from code"), and carries a signature and an input
 example (one second of audio). The run's scores go on the package run as metrics, so
 :mod:`.registry` can choose the champion among runs.
@@ -58,6 +59,7 @@ def log_audio_model(
     run: StageRun,
     separator: str | os.PathLike[str],
     classifier: str | os.PathLike[str],
+    adapted: str | os.PathLike[str],
     limits: Limits,
     metrics: Mapping[str, float],
 ) -> str:
@@ -65,7 +67,7 @@ def log_audio_model(
     import mlflow
     import pandas as pd
 
-    service = Service.load(separator, classifier, limits)
+    service = Service.load(separator, classifier, adapted, limits)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Path(tmp) / "service.json"
         settings.write_text(json.dumps({"limits": limits.as_dict()}, indent=2))
@@ -73,7 +75,8 @@ def log_audio_model(
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 python_model=str(Path(__file__).with_name("audio_model.py")),
-                artifacts={"separator": str(separator), "classifier": str(classifier), "settings": str(settings)},
+                artifacts={"separator": str(separator), "classifier": str(classifier), "adapted_classifier": str(adapted),
+                           "settings": str(settings)},
                 signature=_signature(service),
                 input_example=pd.DataFrame(example_rows()),
                 # Explicit: MLflow would otherwise infer them in a subprocess that loads the model again.

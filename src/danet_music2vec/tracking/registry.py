@@ -2,7 +2,8 @@
 
 The rule (:data:`RULE`): among the FINISHED ``package`` runs of the project's experiment
 that logged the served model (the stage runs only on a params.yaml that passed its
-schema), the highest weighted F1 of the separated music on the test split wins; a tie
+schema), the highest weighted F1 of the product (the path the served model answers with:
+``classification.product.f1``, src/danet_music2vec/evidence.py) on the test split wins; a tie
 goes to the higher GNSDR, then to the earlier run. The winner is registered under one
 model name (once: promoting again reuses its version) and the alias ``champion`` points
 at it, unless the version it points at already scores as well or better: the alias moves
@@ -19,9 +20,9 @@ from danet_music2vec.tracking.runs import KEY_TAG
 from danet_music2vec.tracking.store import EXPERIMENT, check_reachable, tracking_uri
 
 ALIAS = "champion"
-F1, GNSDR = "classification.separated.f1", "separation.gnsdr"
+F1, GNSDR = "classification.product.f1", "separation.gnsdr"
 RULE = (
-    f"highest {F1} (weighted F1 of the separated music, test split), ties broken by the higher {GNSDR}, "
+    f"highest {F1} (weighted F1 of the path the served model answers with, test split), ties broken by the higher {GNSDR}, "
     "then the earlier run; among FINISHED package runs that logged the served model"
 )
 
@@ -42,7 +43,7 @@ class Candidate:
         return (self.f1, self.gnsdr, -self.start_time)
 
     def describe(self) -> str:
-        return f"run {self.run_id} (pipeline {self.pipeline}): separated F1 {self.f1:.4f}, GNSDR {self.gnsdr:.2f} dB"
+        return f"run {self.run_id} (pipeline {self.pipeline}): product F1 {self.f1:.4f}, GNSDR {self.gnsdr:.2f} dB"
 
 
 @dataclass(frozen=True)
