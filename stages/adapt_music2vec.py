@@ -72,7 +72,7 @@ def main() -> None:
         if not val:
             raise ParamError(f"adapt_music2vec.val_tracks_per_genre={cfg.val_tracks_per_genre}: no genre has more training "
                              "tracks than that, so none is left to choose the product's path on; lower it or add music")  # fmt: skip
-        fold = [i for i in range(len(clips.waves)) if i not in set(val)]
+        fold = sorted(set(range(len(clips.waves))) - set(val))  # the tracks the rule's classifiers train on
 
         mixing = dict(separate=music_of(separator), sample_rate=rate, noise_counts=cfg.noises, snr_db=snr_db, seed=cfg.seed)
         mixtures = separated_mixtures(clips, range(len(clips.waves)), noises, per_clip=cfg.mixtures_per_clip, stream=0, **mixing)
@@ -87,7 +87,7 @@ def main() -> None:
         # (adaptation.py says why): the clean recipe and the fine-tuning again, without them.
         fold_clean = train(clean_cfg.model_copy(update={"nproc": 1, "device": cfg.device}), subset(clips, fold),
                            FOLD_CHECKPOINTS[0], progress=True).model  # fmt: skip
-        fold_mixtures = [m for m in mixtures if m.clip in set(fold)]
+        fold_mixtures = [m for m in mixtures if m.clip in fold]
         fold_adapted = train(tuning, training_set(clips, fold_mixtures, cfg.clean_share), FOLD_CHECKPOINTS[1],
                              init_state=fold_clean.state_dict(), match_extra=adapted_from).model  # fmt: skip
         reader = GenreReader(classifier(fold_clean), classifier(fold_adapted), ProductRule())
@@ -105,10 +105,8 @@ def main() -> None:
             init_state=clean_state["model_state"], match_extra=adapted_from,
             on_epoch=lambda epoch, rec: run.log_metrics(rec, step=epoch),
         )  # fmt: skip
-        state = checkpoints.load(CHECKPOINT, "music2vec")
-        model = {k: v for k, v in state.items() if k not in checkpoints.TRAINING_ONLY}
-        model |= {"product_rule": rule.as_dict(), "validation": scores, "adapted_from": adapted_from}
-        checkpoints.save(MODEL, "music2vec_adapted", model)
+        checkpoints.export(CHECKPOINT, MODEL, "music2vec", as_kind="music2vec_adapted",
+                           extra={"product_rule": rule.as_dict(), "validation": scores, "adapted_from": adapted_from})  # fmt: skip
         write_csv(LOSS_PLOT, pd.DataFrame(result.history)[["epoch", "loss", "accuracy"]])
 
         metrics: dict[str, float | int | str] = {

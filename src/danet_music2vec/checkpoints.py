@@ -80,8 +80,18 @@ def load(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     return state
 
 
-def export(checkpoint_path: str | os.PathLike[str], model_path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
-    """Write the model of a finished training checkpoint, atomically: the best epoch's weights, no training state."""
+def export(
+    checkpoint_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    kind: str,
+    as_kind: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the model of a finished training checkpoint, atomically: the best epoch's weights, no training state.
+
+    ``as_kind`` (default ``kind``) is the model file's kind and ``extra`` joins its keys: a music2vec
+    checkpoint fine-tuned by ``adapt_music2vec`` ships as ``music2vec_adapted`` with the product's rule.
+    """
     state = load(checkpoint_path, kind)
     if not state.get("complete", False):
         raise CheckpointError(f"{checkpoint_path}: training is not finished (epoch {state['epoch']}); "
@@ -90,7 +100,8 @@ def export(checkpoint_path: str | os.PathLike[str], model_path: str | os.PathLik
     if "best" in state:  # chosen on validation: the best epoch, not necessarily the last
         best = state["best"]
         model |= {"model_state": best["state"], "best_epoch": best["epoch"]} | best.get("extra", {})
-    save(model_path, kind, model)
+    model |= extra or {}
+    save(model_path, as_kind or kind, model)
     return model
 
 

@@ -239,12 +239,9 @@ def snr_sweep(
         for system, result in score_systems(rendered, rate, estimate, cfg, gate, silence_db).items():
             grouped[(snr, system)].append(result)
             rows.append(_row(row, system, result, input_snr_db=snr))
-        evidence = reader.evidence(rendered.mixture, resample(music, out_rate, rate), rate)
-        paths = reader.rule.paths(evidence)
         if row.mixture_id not in clean_proba:  # the clean music does not depend on the SNR
-            clean_proba[row.mixture_id] = {"clean": reader.clean.predict_proba(rendered.music, rate),
-                                           "clean_adapted": reader.adapted.predict_proba(rendered.music, rate)}  # fmt: skip
-        probas = clean_proba[row.mixture_id] | paths | {"product": paths[reader.rule.path]}
+            clean_proba[row.mixture_id] = reader.clean_probas(rendered.music, rate)
+        probas = reader.scored(clean_proba[row.mixture_id], rendered.mixture, resample(music, out_rate, rate), rate)
         for name, proba in probas.items():
             predictions.append(
                 {"input_snr_db": snr, "mixture_id": row.mixture_id, "input": name, "true_label": row.label,

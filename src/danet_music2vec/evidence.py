@@ -178,11 +178,18 @@ class GenreReader:
         """The product's class probabilities of a mono ``mixture`` and its separated ``music`` (at ``sample_rate``)."""
         return self.rule.proba(self.evidence(mixture, music, sample_rate))
 
-    def scored(self, clean: np.ndarray, mixture: np.ndarray, music: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        """Class probabilities of every name in :data:`SCORED` for one mixture with its ``clean`` music."""
+    def clean_probas(self, clean: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        """``clean`` and ``clean_adapted``: both classifiers on the clean music (the same at every input SNR)."""
+        return {"clean": self.clean.predict_proba(clean, sample_rate), "clean_adapted": self.adapted.predict_proba(clean, sample_rate)}
+
+    def scored(
+        self, clean: np.ndarray | dict[str, np.ndarray], mixture: np.ndarray, music: np.ndarray, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """Class probabilities of every name in :data:`SCORED` for one mixture with its ``clean`` music (or that music's
+        :meth:`clean_probas`, already computed)."""
         paths = self.rule.paths(self.evidence(mixture, music, sample_rate))
-        found = paths | {"product": paths[self.rule.path], "clean": self.clean.predict_proba(clean, sample_rate),
-                         "clean_adapted": self.adapted.predict_proba(clean, sample_rate)}  # fmt: skip
+        found = paths | {"product": paths[self.rule.path]}
+        found |= clean if isinstance(clean, dict) else self.clean_probas(clean, sample_rate)
         return {name: found[name] for name in SCORED}
 
     def row(self, proba: np.ndarray) -> dict[str, object]:
