@@ -115,7 +115,8 @@ def on_team_stack(team_stack, monkeypatch):
 
 def pytest_collection_modifyitems(items):
     """Mark what starts servers (``server``: the team stack) and what runs real pipelines or process groups
-    (``slow``), so they can be skipped on purpose: ``pytest -m "not slow and not server"``. CI runs them all."""
+    (``slow``). ``make test`` (the default run, under 10 minutes) skips ``slow``; ``make test-slow`` runs them on
+    purpose, and CI runs both."""
     for item in items:
         if "team_stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.server)
