@@ -88,6 +88,25 @@ def test_the_loaded_model_gives_the_audio_of_dm2v_denoise_and_the_label_of_dm2v_
         model.predict(pd.DataFrame([{"samples": [0.0] * 400, "sample_rate": 4000.0}]))
 
 
+def test_model_files_behind_symlinks_are_packaged(
+    models: tuple[Path, Path, Path], store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    # DVC's `symlink` cache type leaves every output as a link into .dvc/cache.
+    cache, linked = tmp_path / "cache", tmp_path / "models"
+    cache.mkdir(), linked.mkdir()
+    links = []
+    for model in models:
+        (cache / model.name).write_bytes(model.read_bytes())
+        (linked / model.name).symlink_to(cache / model.name)
+        links.append(linked / model.name)
+    run_id = package(tuple(links), "exp-linked", 0.7, 4.0, monkeypatch)  # type: ignore[arg-type]
+    client = mlflow.tracking.MlflowClient(tracking.tracking_uri(store))
+    model = mlflow.pyfunc.load_model(client.get_run(run_id).data.tags[MODEL_URI_TAG])
+    assert model.predict(pd.DataFrame([{"samples": [0.01] * 22050, "sample_rate": 22050.0}])).iloc[0]["path"] == "combined"
+
+
 def test_promote_registers_the_best_run_and_moves_the_alias_only_for_a_better_one(
     models: tuple[Path, Path, Path], store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

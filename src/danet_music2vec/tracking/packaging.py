@@ -55,6 +55,10 @@ def _signature(service: Service):  # type: ignore[no-untyped-def]
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def _resolved(path: str | os.PathLike[str]) -> str:
+    return str(Path(path).resolve())
+
+
 def log_audio_model(
     run: StageRun,
     separator: str | os.PathLike[str],
@@ -75,8 +79,10 @@ def log_audio_model(
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 python_model=str(Path(__file__).with_name("audio_model.py")),
-                artifacts={"separator": str(separator), "classifier": str(classifier), "adapted_classifier": str(adapted),
-                           "settings": str(settings)},
+                # Resolved: with DVC's symlink cache type the model files are links into .dvc/cache, which
+                # MLflow refuses ("resolved path is outside the artifact directory").
+                artifacts={"separator": _resolved(separator), "classifier": _resolved(classifier),
+                           "adapted_classifier": _resolved(adapted), "settings": str(settings)},
                 signature=_signature(service),
                 input_example=pd.DataFrame(example_rows()),
                 # Explicit: MLflow would otherwise infer them in a subprocess that loads the model again.
