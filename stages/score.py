@@ -36,6 +36,7 @@ def main() -> None:
             score.spectral_gate.model_dump(),
             score.silence_db,
             full_band=score.full_band and params.separate.output_rate == "full",
+            workers=score.workers,
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

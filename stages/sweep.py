@@ -46,7 +46,7 @@ def main() -> None:
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, reader, snrs,
-            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
+            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db, workers=score.workers,
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],

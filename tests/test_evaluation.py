@@ -131,6 +131,22 @@ def test_snr_sweep_identity_separator_gains_nothing_at_every_snr(tmp_path):
     assert list(f1.columns) == ["snr_db", *SCORED] and (f1["product"] == f1["combined"]).all()
 
 
+def test_snr_sweep_gives_the_same_numbers_from_two_worker_processes(tmp_path):
+    from danet_music2vec.dsp import StftConfig
+    from danet_music2vec.evidence import GenreReader, ProductRule
+    from tests.data.test_mixing import plan
+
+    mixtures = plan(tmp_path, noises=1, snr=0.0)
+    test = mixtures[mixtures["split"] == "test"].head(3)
+    cfg = StftConfig(sample_rate=8000, n_fft=256, hop=64, window="sqrt_hann", chunk_frames=100)
+    gate = {"percentile": 10, "over_subtraction": 1.0, "floor_db": -12, "smooth_frames": 5, "freq_median_bins": 15}
+    reader = GenreReader(_LoudnessClassifier(), _LoudnessClassifier(), ProductRule())
+    runs = [snr_sweep(test, _IdentitySeparator(), reader, [5.0], cfg, gate, silence_db=-80, progress=False, workers=w)
+            for w in (1, 2)]  # fmt: skip
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
+    pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
+
+
 def test_snr_key_names_negative_snrs_without_a_minus_sign():
     assert [snr_key(s) for s in (-5.0, 0.0, 2.5, 10)] == ["snr_m5", "snr_0", "snr_2.5", "snr_10"]
 

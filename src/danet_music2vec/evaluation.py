@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from danet_music2vec.audio import load_audio, resample
 from danet_music2vec.references import oracle_irm_estimate, spectral_gate_estimate
@@ -34,6 +33,7 @@ from danet_music2vec.metrics import (
     SeparationResult,
     separation_scores,
 )
+from danet_music2vec.workers import map_items
 
 if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither model
     from danet_music2vec.evidence import GenreReader
@@ -62,31 +62,41 @@ def score_separation(
     silence_db: float,
     progress: bool = True,
     full_band: bool = False,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
     """Per-mixture table (one row per mixture and system) and the results grouped by system.
 
     ``full_band`` adds the system :data:`FULL_BAND`: the separator's files read at the mixture's
     rate and scored against its full-band sources (only for outputs above the STFT rate).
+    ``workers``: processes scoring mixtures in parallel (:func:`~danet_music2vec.workers.map_items`).
     """
-    separated = separated.set_index("mixture_id")
+    files = separated.set_index("mixture_id")[["music_path", "noise_path"]]
+    items = [(row, tuple(files.loc[row.mixture_id])) for _, row in test_mixtures.iterrows()]
     rows: list[dict[str, Any]] = []
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
     if full_band:
         by_system[FULL_BAND] = []
-    for row in tqdm(list(test_mixtures.itertuples()), desc="score", unit="mix", disable=not progress):
-        rendered = render_mixture(row)
-        sep = separated.loc[row.mixture_id]
-        # Decoded once: at the mixture's rate (the full-band output's own) when that is scored too.
-        rate = int(row.sample_rate) if full_band else cfg.sample_rate
-        decoded = np.stack([load_audio(sep[k], rate, check_silence=False) for k in ("music_path", "noise_path")])
-        estimate = resample(decoded, rate, cfg.sample_rate)
-        results = score_systems(rendered, int(row.sample_rate), estimate, cfg, gate, silence_db)
-        if full_band:
-            results[FULL_BAND] = score_full_band(rendered, decoded, silence_db)
+    for (row, _), results in zip(items, map_items(_score_mixture, (cfg, gate, silence_db, full_band), items, workers, "score", progress)):
         for system, result in results.items():
             by_system[system].append(result)
             rows.append(_row(row, system, result))
     return pd.DataFrame(rows), by_system
+
+
+def _score_mixture(
+    context: tuple[StftConfig, dict[str, Any], float, bool], item: tuple[pd.Series, tuple[str, str]]
+) -> dict[str, SeparationResult]:
+    """One test mixture's separation scores, from the separator's files (``score_separation``'s work item)."""
+    cfg, gate, silence_db, full_band = context
+    row, paths = item
+    rendered = render_mixture(row)
+    # Decoded once: at the mixture's rate (the full-band output's own) when that is scored too.
+    rate = int(row.sample_rate) if full_band else cfg.sample_rate
+    decoded = np.stack([load_audio(path, rate, check_silence=False) for path in paths])
+    results = score_systems(rendered, int(row.sample_rate), resample(decoded, rate, cfg.sample_rate), cfg, gate, silence_db)
+    if full_band:
+        results[FULL_BAND] = score_full_band(rendered, decoded, silence_db)
+    return results
 
 
 def score_full_band(rendered: Rendered, estimate: np.ndarray, silence_db: float) -> SeparationResult:
@@ -217,6 +227,7 @@ def snr_sweep(
     gate: dict[str, Any],
     silence_db: float,
     progress: bool = True,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[float, str], list[SeparationResult]]]:
     """Separate, score and classify every test mixture re-mixed at each input SNR in ``snrs``.
 
@@ -224,30 +235,45 @@ def snr_sweep(
     changes, so the curves isolate the effect of the input SNR. Returns the separation
     table (one row per SNR, mixture and system, with ``input_snr_db``), the predictions
     (one row per SNR, mixture and input of :data:`SCORED`) and the results grouped by (SNR, system).
+    ``workers``: processes sweeping mixtures in parallel (each gets the models once).
     """
     rows: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     grouped: dict[tuple[float, str], list[SeparationResult]] = {(snr, s): [] for snr in snrs for s in SYSTEMS}
-    work = [(row, float(snr)) for row in test_mixtures.itertuples() for snr in snrs]
-    clean_proba: dict[str, dict[str, np.ndarray]] = {}
-    for row, snr in tqdm(work, desc="sweep", unit="mix", disable=not progress):
-        rate = int(row.sample_rate)
+    items = [row for _, row in test_mixtures.iterrows()]
+    context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db)
+    for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress)):
+        for snr, (results, labels) in zip(snrs, per_snr):
+            for system, result in results.items():
+                grouped[(float(snr), system)].append(result)
+                rows.append(_row(row, system, result, input_snr_db=float(snr)))
+            predictions += [
+                {"input_snr_db": float(snr), "mixture_id": row.mixture_id, "input": name, "true_label": row.label,
+                 "predicted_label": label}
+                for name, label in labels.items()
+            ]  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(predictions), grouped
+
+
+def _sweep_mixture(
+    context: tuple[Separator, GenreReader, tuple[float, ...], StftConfig, dict[str, Any], float], row: pd.Series
+) -> list[tuple[dict[str, SeparationResult], dict[str, str]]]:
+    """One test mixture at every SNR: its separation scores and the label every path predicts (``snr_sweep``'s item)."""
+    separator, reader, snrs, cfg, gate, silence_db = context
+    rate = int(row.sample_rate)
+    out_rate = separator.output_sample_rate(rate)
+    clean_proba = None  # the clean music does not depend on the SNR
+    out = []
+    for snr in snrs:
         rendered = render_mixture(row, snr_db=snr)
         music, noise, _ = separator.separate(rendered.mixture, rate)
-        out_rate = separator.output_sample_rate(rate)
         estimate = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
-        for system, result in score_systems(rendered, rate, estimate, cfg, gate, silence_db).items():
-            grouped[(snr, system)].append(result)
-            rows.append(_row(row, system, result, input_snr_db=snr))
-        if row.mixture_id not in clean_proba:  # the clean music does not depend on the SNR
-            clean_proba[row.mixture_id] = reader.clean_probas(rendered.music, rate)
-        probas = reader.scored(clean_proba[row.mixture_id], rendered.mixture, resample(music, out_rate, rate), rate)
-        for name, proba in probas.items():
-            predictions.append(
-                {"input_snr_db": snr, "mixture_id": row.mixture_id, "input": name, "true_label": row.label,
-                 "predicted_label": reader.classes[int(np.argmax(proba))]}  # fmt: skip
-            )
-    return pd.DataFrame(rows), pd.DataFrame(predictions), grouped
+        results = score_systems(rendered, rate, estimate, cfg, gate, silence_db)
+        if clean_proba is None:
+            clean_proba = reader.clean_probas(rendered.music, rate)
+        probas = reader.scored(clean_proba, rendered.mixture, resample(music, out_rate, rate), rate)
+        out.append((results, {name: reader.classes[int(np.argmax(p))] for name, p in probas.items()}))
+    return out
 
 
 def sweep_summary(

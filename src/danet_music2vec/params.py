@@ -353,6 +353,7 @@ class ScoreParams(Group):
     bootstrap_seed: NonNegativeInt
     bootstrap_alpha: OpenShare
     spectral_gate: SpectralGateParams
+    workers: PositiveInt
 
 
 class SweepParams(Group):
