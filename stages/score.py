@@ -19,6 +19,7 @@ from danet_music2vec.evaluation import (
 from danet_music2vec.plots import plot_confusion
 from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
+from danet_music2vec.workers import worker_count
 
 # The confusion tables drawn (dvc.yaml's plots): the ceiling, doing nothing, the separator alone and the product.
 CONFUSIONS = ("clean", "mixture", "separated", "product")
@@ -36,7 +37,7 @@ def main() -> None:
             score.spectral_gate.model_dump(),
             score.silence_db,
             full_band=score.full_band and params.separate.output_rate == "full",
-            workers=score.workers,
+            workers=worker_count(score.workers),
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

@@ -28,6 +28,7 @@ from danet_music2vec.params import load_params
 from danet_music2vec.plots import plot_categories, plot_curves
 from danet_music2vec.separation import Separator
 from danet_music2vec.tracking import stage_run
+from danet_music2vec.workers import worker_count
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, reader, snrs,
-            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db, workers=score.workers,
+            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db, workers=worker_count(score.workers),
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],

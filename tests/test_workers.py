@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from danet_music2vec.workers import map_items, single_threaded
+from danet_music2vec.workers import map_items, single_threaded, worker_count
 
 
 def scaled_by(context: int, item: int) -> tuple[int, int, int]:
@@ -42,3 +42,8 @@ def test_single_threaded_restores_the_thread_count():
     with single_threaded():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_auto_is_one_worker_per_usable_core():
+    assert worker_count("auto") == len(os.sched_getaffinity(0)) >= 1
+    assert worker_count(3) == 3

@@ -353,7 +353,7 @@ class ScoreParams(Group):
     bootstrap_seed: NonNegativeInt
     bootstrap_alpha: OpenShare
     spectral_gate: SpectralGateParams
-    workers: PositiveInt
+    workers: PositiveInt | Literal["auto"]  # auto: one process per core this process may use
 
 
 class SweepParams(Group):

@@ -13,10 +13,11 @@ can deadlock), so ``fn`` must be a module-level function and ``context`` and the
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -25,6 +26,11 @@ from tqdm.auto import tqdm
 C = TypeVar("C")
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def worker_count(workers: int | Literal["auto"]) -> int:
+    """``workers`` as a number: ``auto`` is one process per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if workers == "auto" else int(workers)
 
 
 @contextmanager
