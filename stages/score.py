@@ -13,6 +13,7 @@ from danet_music2vec.evaluation import (
     confusion_long,
     json_safe,
     score_classification,
+    score_results,
     score_separation,
     separation_summary,
 )
@@ -21,6 +22,7 @@ from danet_music2vec.params import load_params
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
+FINISHED = "checkpoints/score"  # each scored mixture, kept until the outputs are written: a killed stage resumes
 # The confusion tables drawn (dvc.yaml's plots): the ceiling, doing nothing, the separator alone and the product.
 CONFUSIONS = ("clean", "mixture", "separated", "product")
 
@@ -30,6 +32,7 @@ def main() -> None:
     start = time.perf_counter()
     with stage_run("score", params.used(), groups=("score",)) as run:
         mixtures = pd.read_parquet("data/mixtures.parquet")
+        finished = score_results(FINISHED)
         per_mixture, by_system = score_separation(
             mixtures[mixtures["split"] == "test"],
             pd.read_parquet("data/separated/index.parquet"),
@@ -38,6 +41,7 @@ def main() -> None:
             score.silence_db,
             full_band=score.full_band and params.separate.output_rate == "full",
             workers=worker_count(score.workers),
+            finished=finished,
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)
@@ -58,7 +62,11 @@ def main() -> None:
         summary = json_safe(summary)
         run.log_metrics({k: v for k, v in summary.items() if v is not None})
         run.log_parent_metrics({k: summary[k] for k in HEADLINE_METRICS if summary.get(k) is not None})
+        run.log_metrics({"resumed_mixtures": finished.reused})
         write_json("metrics/score.json", summary)
+        finished.remove()
+        if finished.reused:
+            print(f"score: resumed: {finished.reused} test mixtures were scored before the stage was stopped ({FINISHED})")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pandas as pd
 
 from danet_music2vec import stage
 from danet_music2vec.atomic import write_csv, write_json
+from danet_music2vec.checksums import sha256_file
 from danet_music2vec.devices import resolve_device
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.evidence import GenreReader
@@ -21,6 +22,7 @@ from danet_music2vec.evaluation import (
     noise_labels,
     snr_key,
     snr_sweep,
+    sweep_results,
     sweep_curves,
     sweep_summary,
 )
@@ -31,23 +33,27 @@ from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
 
+MODELS = ("models/separator.pt", "models/music2vec.pt", "models/music2vec_adapted.pt")
+FINISHED = "checkpoints/sweep"  # each swept mixture, kept until the outputs are written: a killed stage resumes
+
+
 def main() -> None:
     params = load_params()
     score, snrs = params.score, [float(s) for s in params.sweep.snr_db]
     start = time.perf_counter()
     with stage_run("sweep", params.used(), groups=("sweep",)) as run:
-        separator = Separator.load("models/separator.pt")  # with the inference settings `separate` scored
-        reader = GenreReader.load(
-            "models/music2vec.pt", "models/music2vec_adapted.pt",
-            hop_seconds=params.music2vec.test_hop_seconds, device=resolve_device(params.music2vec.device),
-        )  # fmt: skip
+        separator = Separator.load(MODELS[0])  # with the inference settings `separate` scored
+        device = resolve_device(params.music2vec.device)
+        reader = GenreReader.load(*MODELS[1:], hop_seconds=params.music2vec.test_hop_seconds, device=device)
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
         # The first mixtures of every clip (in mix-stage order): curves at a bounded cost, every clip represented.
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
+        finished = sweep_results(FINISHED)
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, reader, snrs,
-            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db, workers=worker_count(score.workers),
+            StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
+            workers=worker_count(score.workers), finished=finished, models_key=" ".join([device, *(sha256_file(m) for m in MODELS)]),
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],
@@ -73,7 +79,11 @@ def main() -> None:
         # On the parent run per SNR, so the MLflow UI compares experiments along the curve.
         headline = {f"{snr_key(s)}.{k}": summary.get(f"{snr_key(s)}.{k}") for s in snrs for k in HEADLINE_METRICS}
         run.log_parent_metrics({k: v for k, v in headline.items() if v is not None})
+        run.log_metrics({"resumed_mixtures": finished.reused})
         write_json("metrics/sweep.json", summary)
+        finished.remove()
+        if finished.reused:
+            print(f"sweep: resumed: {finished.reused} test mixtures were swept before the stage was stopped ({FINISHED})")
 
 
 if __name__ == "__main__":

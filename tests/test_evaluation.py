@@ -146,6 +146,21 @@ def test_snr_sweep_gives_the_same_numbers_from_two_worker_processes(tmp_path):
     pd.testing.assert_frame_equal(runs[0][0], runs[1][0])
     pd.testing.assert_frame_equal(runs[0][1], runs[1][1])
 
+    # Kept as they come (a killed stage's rerun takes them), and taken back to the same numbers.
+    from danet_music2vec.evaluation import sweep_results
+
+    for expected_reuse in (0, len(test)):
+        finished = sweep_results(str(tmp_path / "finished"))
+        kept = snr_sweep(test, _IdentitySeparator(), reader, [5.0], cfg, gate, silence_db=-80, progress=False,
+                         finished=finished, models_key="identity")  # fmt: skip
+        assert finished.reused == expected_reuse
+        pd.testing.assert_frame_equal(kept[0], runs[0][0])
+        pd.testing.assert_frame_equal(kept[1], runs[0][1])
+    other = sweep_results(str(tmp_path / "finished"))
+    snr_sweep(test, _IdentitySeparator(), reader, [5.0], cfg, gate, silence_db=-80, progress=False, finished=other,
+              models_key="another separator")  # fmt: skip
+    assert other.reused == 0
+
 
 def test_snr_key_names_negative_snrs_without_a_minus_sign():
     assert [snr_key(s) for s in (-5.0, 0.0, 2.5, 10)] == ["snr_m5", "snr_0", "snr_2.5", "snr_10"]

@@ -33,7 +33,7 @@ from danet_music2vec.metrics import (
     SeparationResult,
     separation_scores,
 )
-from danet_music2vec.workers import map_items
+from danet_music2vec.workers import Finished, item_key, map_items
 
 if TYPE_CHECKING:  # only for annotations: scoring stored outputs needs neither model
     from danet_music2vec.evidence import GenreReader
@@ -63,24 +63,56 @@ def score_separation(
     progress: bool = True,
     full_band: bool = False,
     workers: int = 1,
+    finished: Finished | None = None,
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
     """Per-mixture table (one row per mixture and system) and the results grouped by system.
 
     ``full_band`` adds the system :data:`FULL_BAND`: the separator's files read at the mixture's
     rate and scored against its full-band sources (only for outputs above the STFT rate).
-    ``workers``: processes scoring mixtures in parallel (:func:`~danet_music2vec.workers.map_items`).
+    ``workers``: processes scoring mixtures in parallel (:func:`~danet_music2vec.workers.map_items`);
+    ``finished``: where scored mixtures are kept, so that a killed stage resumes (:func:`score_results`).
     """
     files = separated.set_index("mixture_id")[["music_path", "noise_path"]]
     items = [(row, tuple(files.loc[row.mixture_id])) for _, row in test_mixtures.iterrows()]
+    context = (cfg, gate, silence_db, full_band)
+    keys = [item_key(repr(context), row.to_dict(), [*_sources(row), *paths]) for row, paths in items]
     rows: list[dict[str, Any]] = []
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
     if full_band:
         by_system[FULL_BAND] = []
-    for (row, _), results in zip(items, map_items(_score_mixture, (cfg, gate, silence_db, full_band), items, workers, "score", progress)):
+    for (row, _), results in zip(items, map_items(_score_mixture, context, items, workers, "score", progress, finished, keys)):
         for system, result in results.items():
             by_system[system].append(result)
             rows.append(_row(row, system, result))
     return pd.DataFrame(rows), by_system
+
+
+def _sources(row: pd.Series) -> list[str]:
+    """The audio files a test mixture is rendered from."""
+    return [row.music_path, *row.noise_paths]
+
+
+def score_results(folder: str) -> Finished:
+    """Where the score stage keeps each scored mixture (system -> BSS Eval figures) until its outputs are written."""
+    return Finished(folder, _encode_results, _decode_results)
+
+
+def sweep_results(folder: str) -> Finished:
+    """Where the sweep stage keeps each swept mixture (per SNR: BSS Eval figures and predicted labels)."""
+    return Finished(
+        folder,
+        lambda per_snr: [[_encode_results(results), list(labels.items())] for results, labels in per_snr],
+        lambda data: [(_decode_results(results), dict(labels)) for results, labels in data],
+    )
+
+
+def _encode_results(results: dict[str, SeparationResult]) -> list[list[Any]]:
+    # Pairs, here and for the labels: JSON files are written key-sorted, and the tables keep the systems' order.
+    return [[system, result.to_dict()] for system, result in results.items()]
+
+
+def _decode_results(pairs: list[list[Any]]) -> dict[str, SeparationResult]:
+    return {system: SeparationResult.from_dict(row) for system, row in pairs}
 
 
 def _score_mixture(
@@ -228,6 +260,8 @@ def snr_sweep(
     silence_db: float,
     progress: bool = True,
     workers: int = 1,
+    finished: Finished | None = None,
+    models_key: str = "",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[float, str], list[SeparationResult]]]:
     """Separate, score and classify every test mixture re-mixed at each input SNR in ``snrs``.
 
@@ -235,14 +269,18 @@ def snr_sweep(
     changes, so the curves isolate the effect of the input SNR. Returns the separation
     table (one row per SNR, mixture and system, with ``input_snr_db``), the predictions
     (one row per SNR, mixture and input of :data:`SCORED`) and the results grouped by (SNR, system).
-    ``workers``: processes sweeping mixtures in parallel (each gets the models once).
+    ``workers``: processes sweeping mixtures in parallel (each gets the models once); ``finished``: where swept
+    mixtures are kept so that a killed stage resumes (:func:`sweep_results`), keyed with ``models_key`` (what
+    identifies the separator and the classifiers, e.g. their files' hashes).
     """
     rows: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     grouped: dict[tuple[float, str], list[SeparationResult]] = {(snr, s): [] for snr in snrs for s in SYSTEMS}
     items = [row for _, row in test_mixtures.iterrows()]
     context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db)
-    for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress)):
+    settings = repr((models_key, context[2:]))
+    keys = [item_key(settings, row.to_dict(), _sources(row)) for row in items]
+    for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress, finished, keys)):
         for snr, (results, labels) in zip(snrs, per_snr):
             for system, result in results.items():
                 grouped[(float(snr), system)].append(result)

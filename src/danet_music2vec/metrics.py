@@ -136,6 +136,12 @@ class SeparationResult:
         row["silent_sources"] = ",".join(self.silent_sources)
         return row
 
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "SeparationResult":
+        """The inverse of :meth:`to_dict`."""
+        silent = row["silent_sources"]
+        return cls(**{**row, "silent_sources": tuple(silent.split(",")) if silent else ()})
+
 
 def separation_scores(
     reference: np.ndarray,
