@@ -331,3 +331,24 @@ def test_paired_difference_validates_inputs() -> None:
         paired_difference([1.0], [1.0], alpha=1.5)
     with pytest.raises(ValueError, match="one group per item"):
         paired_difference([1.0, 2.0], [1.0, 2.0], groups=["a"])
+
+
+def test_named_bootstrap_metrics_are_sklearns_on_every_resample():
+    # The resamples' scores come from confusion counts; each must equal classification_scores (sklearn) on the
+    # resample itself: missing classes, a class only predicted, a prediction outside the labels, clusters.
+    from danet_music2vec.metrics import _cluster_resamples, _resampled_scores
+
+    rng = np.random.default_rng(4)
+    labels = ["blues", "jazz", "rock", "pop"]
+    t = rng.choice(labels[:3], size=40)
+    p = np.where(rng.random(40) < 0.6, t, rng.choice(labels + ["metal"], size=40))
+    clips = [f"c{i // 4}" for i in range(40)]
+    for groups, known in ((None, None), (clips, labels)):
+        codes, draws = _cluster_resamples(groups, len(t), 50, seed=3)
+        fast = _resampled_scores(t, p, codes, draws, known)
+        members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
+        for r, draw in enumerate(draws):
+            i = np.concatenate([members[g] for g in draw])
+            slow = classification_scores(t[i], p[i], known)
+            for metric in ("accuracy", "precision", "recall", "f1"):
+                assert fast[metric][r] == pytest.approx(slow[metric], abs=1e-12), (metric, r)

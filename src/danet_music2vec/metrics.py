@@ -361,25 +361,62 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap n must be >= 1, got {n}.")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"bootstrap alpha must be in (0, 1), got {alpha}.")
-    if isinstance(metric, str):
-        if metric not in _NAMED_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; use one of {_NAMED_METRICS} or a callable.")
-        name = metric
-
-        def fn(t: np.ndarray, p: np.ndarray) -> float:
-            return classification_scores(t, p, labels)[name]
-    else:
-        fn = metric
+    if isinstance(metric, str) and metric not in _NAMED_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {_NAMED_METRICS} or a callable.")
     t = np.asarray(y_true)
     p = np.asarray(y_pred)
     codes, draws = _cluster_resamples(groups, len(t), n, seed)
-    # The items of each group, in item order: without groups (or with one per item, labelled in
-    # item order) a resample is exactly the item bootstrap's.
-    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
-    resamples = (np.concatenate([members[g] for g in draw]) for draw in draws)
-    stats = np.array([fn(t[i], p[i]) for i in resamples], dtype=np.float64)
+    if isinstance(metric, str):
+        stats = _resampled_scores(t, p, codes, draws, labels)[metric]
+    else:
+        # The items of each group, in item order: without groups (or with one per item, labelled in
+        # item order) a resample is exactly the item bootstrap's.
+        members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
+        resamples = (np.concatenate([members[g] for g in draw]) for draw in draws)
+        stats = np.array([metric(t[i], p[i]) for i in resamples], dtype=np.float64)
     lo, hi = np.percentile(stats, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
     return float(lo), float(hi)
+
+
+def _resampled_scores(
+    t: np.ndarray, p: np.ndarray, codes: np.ndarray, draws: np.ndarray, labels: Sequence[Any] | None
+) -> dict[str, np.ndarray]:
+    """:func:`classification_scores`' accuracy, precision, recall and F1 of every resample, from confusion counts.
+
+    A resample's confusion matrix is the sum of its drawn groups' matrices, so the ``n`` resamples cost a few
+    array operations instead of ``n`` calls of sklearn (1000 resamples of 45 predictions: 68 s for the score
+    stage's 16 intervals before). The formulas are sklearn's (weighted by true support, ``zero_division=0``, F1 =
+    2 tp / (true + predicted)); tests/test_metrics.py checks them against it.
+    """
+    seen = sorted(set(t.tolist()) | set(p.tolist()), key=str)
+    scored = seen if labels is None else list(labels)  # the classes sklearn averages over
+    classes = scored + [c for c in seen if c not in set(scored)]  # then predictions of a class outside ``labels``
+    k, m = len(classes), len(scored)
+    index = {c: i for i, c in enumerate(classes)}
+    cells = np.array([index[a] * k + index[b] for a, b in zip(t.tolist(), p.tolist())])
+    n_groups = draws.shape[1]
+    per_group = np.zeros((n_groups, k * k))
+    np.add.at(per_group, (codes, cells), 1.0)
+    drawn = np.zeros((draws.shape[0], n_groups))
+    np.add.at(drawn, (np.arange(draws.shape[0])[:, None], draws), 1.0)
+    matrix = (drawn @ per_group).reshape(-1, k, k)  # (n, true, predicted): integer counts, exact in float64
+    accuracy = np.diagonal(matrix, axis1=1, axis2=2).sum(1) / matrix.sum((1, 2))
+    tp = np.diagonal(matrix, axis1=1, axis2=2)[:, :m]
+    true, predicted = matrix.sum(2)[:, :m], matrix.sum(1)[:, :m]
+    support = true.sum(1)
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    def weighted(per_class: np.ndarray) -> np.ndarray:
+        return (per_class * true).sum(1) / support
+
+    return {
+        "accuracy": accuracy,
+        "precision": weighted(ratio(tp, predicted)),
+        "recall": weighted(ratio(tp, true)),
+        "f1": weighted(ratio(2.0 * tp, true + predicted)),
+    }
 
 
 def confusion(y_true: Sequence[Any], y_pred: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
