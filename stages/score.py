@@ -42,6 +42,7 @@ def main() -> None:
             full_band=score.full_band and params.separate.output_rate == "full",
             workers=worker_count(score.workers),
             finished=finished,
+            on_progress=run.log_progress,
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

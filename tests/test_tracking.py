@@ -52,6 +52,23 @@ def test_stages_share_one_parent_per_pipeline_execution(store, monkeypatch):
     assert (store / "mlflow.db").is_file()
 
 
+def test_a_long_stage_logs_its_progress_per_item(store):
+    from danet_music2vec.workers import map_items
+
+    with tracking.stage_run("score", {"noises": 1}) as run:
+        map_items(doubled, None, [1, 2, 3, 4], workers=1, desc="score", progress=False,
+                  on_progress=run.log_progress)  # fmt: skip
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    (child,) = [r for r in runs(store) if r.info.run_name == "score"]
+    history = client.get_metric_history(child.info.run_id, "progress")
+    assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75), (4, 1.0)]
+    assert child.data.metrics["items_done"] == 4
+
+
+def doubled(context, item):
+    return 2 * item
+
+
 def test_deleting_a_pipeline_key_leaves_a_clean_record_for_its_rerun(store, monkeypatch):
     with tracking.stage_run("score", {"noises": 1}) as run:
         run.log_parent_metrics({"separation.gnsdr": 4.5})

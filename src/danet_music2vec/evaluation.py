@@ -13,7 +13,7 @@ product), each with the share of the noise's cost it wins back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,13 +64,15 @@ def score_separation(
     full_band: bool = False,
     workers: int = 1,
     finished: Finished | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
     """Per-mixture table (one row per mixture and system) and the results grouped by system.
 
     ``full_band`` adds the system :data:`FULL_BAND`: the separator's files read at the mixture's
     rate and scored against its full-band sources (only for outputs above the STFT rate).
     ``workers``: processes scoring mixtures in parallel (:func:`~danet_music2vec.workers.map_items`);
-    ``finished``: where scored mixtures are kept, so that a killed stage resumes (:func:`score_results`).
+    ``finished``: where scored mixtures are kept, so that a killed stage resumes (:func:`score_results`);
+    ``on_progress(done, total)`` after each mixture.
     """
     files = separated.set_index("mixture_id")[["music_path", "noise_path"]]
     items = [(row, tuple(files.loc[row.mixture_id])) for _, row in test_mixtures.iterrows()]
@@ -80,7 +82,7 @@ def score_separation(
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
     if full_band:
         by_system[FULL_BAND] = []
-    for (row, _), results in zip(items, map_items(_score_mixture, context, items, workers, "score", progress, finished, keys)):
+    for (row, _), results in zip(items, map_items(_score_mixture, context, items, workers, "score", progress, finished, keys, on_progress)):
         for system, result in results.items():
             by_system[system].append(result)
             rows.append(_row(row, system, result))
@@ -262,6 +264,7 @@ def snr_sweep(
     workers: int = 1,
     finished: Finished | None = None,
     models_key: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[float, str], list[SeparationResult]]]:
     """Separate, score and classify every test mixture re-mixed at each input SNR in ``snrs``.
 
@@ -271,7 +274,8 @@ def snr_sweep(
     (one row per SNR, mixture and input of :data:`SCORED`) and the results grouped by (SNR, system).
     ``workers``: processes sweeping mixtures in parallel (each gets the models once); ``finished``: where swept
     mixtures are kept so that a killed stage resumes (:func:`sweep_results`), keyed with ``models_key`` (what
-    identifies the separator and the classifiers, e.g. their files' hashes).
+    identifies the separator and the classifiers, e.g. their files' hashes); ``on_progress(done, total)`` after each
+    mixture.
     """
     rows: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
@@ -280,7 +284,8 @@ def snr_sweep(
     context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db)
     settings = repr((models_key, context[2:]))
     keys = [item_key(settings, row.to_dict(), _sources(row)) for row in items]
-    for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress, finished, keys)):
+    for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress, finished, keys,
+                                                      on_progress)):
         for snr, (results, labels) in zip(snrs, per_snr):
             for system, result in results.items():
                 grouped[(float(snr), system)].append(result)

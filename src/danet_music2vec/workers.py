@@ -124,11 +124,13 @@ def map_items(
     progress: bool = True,
     finished: Finished | None = None,
     keys: Sequence[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[R]:
     """``[fn(context, item) for item in items]``, in order, computed by ``workers`` processes (1: in this process).
 
     With ``finished`` (and one key per item), items found there are not computed again, and every computed result
-    is put there as it comes."""
+    is put there as it comes. ``on_progress(done, total)`` is called once the kept items are taken and after each
+    item (e.g. to log the stage's progress to its MLflow run)."""
     if workers < 1:
         raise ValueError(f"workers={workers}: need at least 1 process")
     if finished is not None and (keys is None or len(keys) != len(items)):
@@ -139,13 +141,19 @@ def map_items(
         for i, key in enumerate(keys):
             results[i] = finished.get(key)
         todo = [i for i in todo if results[i] is None]
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item", disable=not progress)
+    done = len(items) - len(todo)
+    bar = tqdm(total=len(items), initial=done, desc=desc, unit="item", disable=not progress)
+    if on_progress is not None:
+        on_progress(done, len(items))
     try:
         for i, result in zip(todo, _compute(fn, context, [items[i] for i in todo], workers)):
             results[i] = result
             if finished is not None and keys is not None:
                 finished.put(keys[i], result)
             bar.update()
+            done += 1
+            if on_progress is not None:
+                on_progress(done, len(items))
     finally:
         bar.close()
     return results

@@ -55,6 +55,11 @@ class StageRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         self._log_metrics(self.run_id, metrics, step)
 
+    def log_progress(self, done: int, total: int) -> None:
+        """A long stage's progress (``progress`` = share of its items done, ``items_done``; step = items done), so
+        that the MLflow UI shows how far a running stage is."""
+        self.log_metrics({"progress": done / total if total else 1.0, "items_done": done}, step=done)
+
     def log_parent_metrics(self, metrics: Mapping[str, float]) -> None:
         self._log_metrics(self.parent_id, metrics, None)
 
