@@ -53,7 +53,7 @@ def main() -> None:
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, reader, snrs,
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
-            workers=worker_count(score.workers), finished=finished, models_key=" ".join([device, *(sha256_file(m) for m in MODELS)]),
+            workers=worker_count(score.workers), finished=finished, models_key=" ".join([str(device), *(sha256_file(m) for m in MODELS)]),
             on_progress=run.log_progress,
         )  # fmt: skip
         summary = sweep_summary(
