@@ -38,6 +38,7 @@ def main() -> None:
             score.silence_db,
             full_band=score.full_band and params.separate.output_rate == "full",
             workers=worker_count(score.workers),
+            backend=score.bss_eval,
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

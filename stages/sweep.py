@@ -48,6 +48,7 @@ def main() -> None:
         per_mixture, predictions, grouped = snr_sweep(
             test, separator, reader, snrs,
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db, workers=worker_count(score.workers),
+            backend=score.bss_eval,
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],
