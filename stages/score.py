@@ -43,6 +43,7 @@ def main() -> None:
             workers=worker_count(score.workers),
             finished=finished,
             on_progress=run.log_progress,
+            backend=score.bss_eval,
         )
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)

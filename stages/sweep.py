@@ -55,6 +55,7 @@ def main() -> None:
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
             workers=worker_count(score.workers), finished=finished, models_key=" ".join([str(device), *(sha256_file(m) for m in MODELS)]),
             on_progress=run.log_progress,
+            backend=score.bss_eval,
         )  # fmt: skip
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],

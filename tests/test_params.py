@@ -1,4 +1,5 @@
 import copy
+from typing import get_args
 
 import pytest
 import yaml
@@ -42,6 +43,7 @@ def test_unsupported_noises_names_the_fix(params):
         (("separator", "epochs"), 2.5, "separator.epochs=2.5"),
         (("separate", "overlap"), 1.0, "separate.overlap=1.0"),
         (("score", "full_band"), "yes", "score.full_band='yes'"),
+        (("score", "bss_eval"), "museval", "score.bss_eval='museval'"),
         (("sweep", "snr_db"), [0, 0], "sweep.snr_db=.*distinct"),
     ],
 )
@@ -124,3 +126,15 @@ def test_assign_sets_an_existing_leaf_and_refuses_a_missing_one():
         with pytest.raises(KeyError, match=dotted.replace(".", r"\.")):
             assign(params, dotted, 1)
     assert params == {"separator": {"hidden": 128, "danet": {"embedding_dim": 4}}}
+
+
+def test_score_bss_eval_takes_the_backends_metrics_knows(params):
+    """score.bss_eval: mir_eval by default; fast_bss_eval accepted; the schema lists metrics' backends, no more."""
+    from danet_music2vec.metrics import BSS_EVAL_BACKENDS
+
+    assert load_params(REPO / "params.yaml").score.bss_eval == "mir_eval"
+    for backend in BSS_EVAL_BACKENDS:
+        params["score"]["bss_eval"] = backend
+        assert parse_params(params).score.bss_eval == backend
+    field = type(parse_params(params).score).model_fields["bss_eval"].annotation
+    assert get_args(field) == BSS_EVAL_BACKENDS

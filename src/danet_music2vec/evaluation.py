@@ -25,6 +25,7 @@ from danet_music2vec.data.mixing import Rendered, render_mixture
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.evidence import SCORED
 from danet_music2vec.metrics import (
+    BssEvalBackend,
     bootstrap_ci,
     classification_scores,
     confusion,
@@ -65,6 +66,7 @@ def score_separation(
     workers: int = 1,
     finished: Finished | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    backend: BssEvalBackend = "mir_eval",
 ) -> tuple[pd.DataFrame, dict[str, list[SeparationResult]]]:
     """Per-mixture table (one row per mixture and system) and the results grouped by system.
 
@@ -72,11 +74,12 @@ def score_separation(
     rate and scored against its full-band sources (only for outputs above the STFT rate).
     ``workers``: processes scoring mixtures in parallel (:func:`~danet_music2vec.workers.map_items`);
     ``finished``: where scored mixtures are kept, so that a killed stage resumes (:func:`score_results`);
-    ``on_progress(done, total)`` after each mixture.
+    ``on_progress(done, total)`` after each mixture; ``backend``: the BSS Eval library (``score.bss_eval``,
+    :func:`~danet_music2vec.metrics.bss_eval`).
     """
     files = separated.set_index("mixture_id")[["music_path", "noise_path"]]
     items = [(row, tuple(files.loc[row.mixture_id])) for _, row in test_mixtures.iterrows()]
-    context = (cfg, gate, silence_db, full_band)
+    context = (cfg, gate, silence_db, full_band, backend)
     keys = [item_key(repr(context), row.to_dict(), [*_sources(row), *paths]) for row, paths in items]
     rows: list[dict[str, Any]] = []
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
@@ -118,30 +121,39 @@ def _decode_results(pairs: list[list[Any]]) -> dict[str, SeparationResult]:
 
 
 def _score_mixture(
-    context: tuple[StftConfig, dict[str, Any], float, bool], item: tuple[pd.Series, tuple[str, str]]
+    context: tuple[StftConfig, dict[str, Any], float, bool, BssEvalBackend], item: tuple[pd.Series, tuple[str, str]]
 ) -> dict[str, SeparationResult]:
     """One test mixture's separation scores, from the separator's files (``score_separation``'s work item)."""
-    cfg, gate, silence_db, full_band = context
+    cfg, gate, silence_db, full_band, backend = context
     row, paths = item
     rendered = render_mixture(row)
     # Decoded once: at the mixture's rate (the full-band output's own) when that is scored too.
     rate = int(row.sample_rate) if full_band else cfg.sample_rate
     decoded = np.stack([load_audio(path, rate, check_silence=False) for path in paths])
-    results = score_systems(rendered, int(row.sample_rate), resample(decoded, rate, cfg.sample_rate), cfg, gate, silence_db)
+    results = score_systems(rendered, int(row.sample_rate), resample(decoded, rate, cfg.sample_rate), cfg, gate, silence_db,
+                            backend)  # fmt: skip
     if full_band:
-        results[FULL_BAND] = score_full_band(rendered, decoded, silence_db)
+        results[FULL_BAND] = score_full_band(rendered, decoded, silence_db, backend)
     return results
 
 
-def score_full_band(rendered: Rendered, estimate: np.ndarray, silence_db: float) -> SeparationResult:
+def score_full_band(
+    rendered: Rendered, estimate: np.ndarray, silence_db: float, backend: BssEvalBackend = "mir_eval"
+) -> SeparationResult:
     """BSS Eval of a ``(2, samples)`` estimate at the mixture's own rate, against the full-band sources."""
     reference = np.stack([rendered.music, rendered.noise])
-    baseline = mixture_baseline(reference, rendered.mixture, silence_db)
-    return separation_scores(reference, _fit(estimate, reference.shape[1]), rendered.mixture, silence_db, baseline)
+    baseline = mixture_baseline(reference, rendered.mixture, silence_db, backend)
+    return separation_scores(reference, _fit(estimate, reference.shape[1]), rendered.mixture, silence_db, baseline, backend)
 
 
 def score_systems(
-    rendered: Rendered, rate: int, separated: np.ndarray, cfg: StftConfig, gate: dict[str, Any], silence_db: float
+    rendered: Rendered,
+    rate: int,
+    separated: np.ndarray,
+    cfg: StftConfig,
+    gate: dict[str, Any],
+    silence_db: float,
+    backend: BssEvalBackend = "mir_eval",
 ) -> dict[str, SeparationResult]:
     """BSS Eval of the separator's ``(2, samples)`` estimate (at the STFT rate), the oracle IRM and the gate on one mixture."""
     music, noise, mixture = (resample(x, rate, cfg.sample_rate) for x in (rendered.music, rendered.noise, rendered.mixture))
@@ -151,8 +163,8 @@ def score_systems(
         "oracle_irm": oracle_irm_estimate(mixture, music, noise, cfg),
         "spectral_gate": spectral_gate_estimate(mixture, cfg, **gate),
     }
-    baseline = mixture_baseline(reference, mixture, silence_db)
-    return {system: separation_scores(reference, est, mixture, silence_db, baseline) for system, est in estimates.items()}
+    baseline = mixture_baseline(reference, mixture, silence_db, backend)
+    return {system: separation_scores(reference, est, mixture, silence_db, baseline, backend) for system, est in estimates.items()}
 
 
 def _row(mixture: Any, system: str, result: SeparationResult, **extra: Any) -> dict[str, Any]:
@@ -265,6 +277,7 @@ def snr_sweep(
     finished: Finished | None = None,
     models_key: str = "",
     on_progress: Callable[[int, int], None] | None = None,
+    backend: BssEvalBackend = "mir_eval",
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[float, str], list[SeparationResult]]]:
     """Separate, score and classify every test mixture re-mixed at each input SNR in ``snrs``.
 
@@ -275,13 +288,13 @@ def snr_sweep(
     ``workers``: processes sweeping mixtures in parallel (each gets the models once); ``finished``: where swept
     mixtures are kept so that a killed stage resumes (:func:`sweep_results`), keyed with ``models_key`` (what
     identifies the separator and the classifiers, e.g. their files' hashes); ``on_progress(done, total)`` after each
-    mixture.
+    mixture; ``backend``: the BSS Eval library (``score.bss_eval``).
     """
     rows: list[dict[str, Any]] = []
     predictions: list[dict[str, Any]] = []
     grouped: dict[tuple[float, str], list[SeparationResult]] = {(snr, s): [] for snr in snrs for s in SYSTEMS}
     items = [row for _, row in test_mixtures.iterrows()]
-    context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db)
+    context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db, backend)
     settings = repr((models_key, context[2:]))
     keys = [item_key(settings, row.to_dict(), _sources(row)) for row in items]
     for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress, finished, keys,
@@ -299,10 +312,11 @@ def snr_sweep(
 
 
 def _sweep_mixture(
-    context: tuple[Separator, GenreReader, tuple[float, ...], StftConfig, dict[str, Any], float], row: pd.Series
+    context: tuple[Separator, GenreReader, tuple[float, ...], StftConfig, dict[str, Any], float, BssEvalBackend],
+    row: pd.Series,
 ) -> list[tuple[dict[str, SeparationResult], dict[str, str]]]:
     """One test mixture at every SNR: its separation scores and the label every path predicts (``snr_sweep``'s item)."""
-    separator, reader, snrs, cfg, gate, silence_db = context
+    separator, reader, snrs, cfg, gate, silence_db, backend = context
     rate = int(row.sample_rate)
     out_rate = separator.output_sample_rate(rate)
     clean_proba = None  # the clean music does not depend on the SNR
@@ -311,7 +325,7 @@ def _sweep_mixture(
         rendered = render_mixture(row, snr_db=snr)
         music, noise, _ = separator.separate(rendered.mixture, rate)
         estimate = np.stack([resample(x, out_rate, cfg.sample_rate) for x in (music, noise)])
-        results = score_systems(rendered, rate, estimate, cfg, gate, silence_db)
+        results = score_systems(rendered, rate, estimate, cfg, gate, silence_db, backend)
         if clean_proba is None:
             clean_proba = reader.clean_probas(rendered.music, rate)
         probas = reader.scored(clean_proba, rendered.mixture, resample(music, out_rate, rate), rate)

@@ -354,6 +354,7 @@ class ScoreParams(Group):
     bootstrap_alpha: OpenShare
     spectral_gate: SpectralGateParams
     workers: PositiveInt | Literal["auto"]  # auto: one process per core this process may use
+    bss_eval: Literal["mir_eval", "fast_bss_eval"]  # the BSS Eval library: the same figures (docs/BENCHMARKS.md)
 
 
 class SweepParams(Group):
