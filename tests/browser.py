@@ -105,3 +105,23 @@ def vega_charts(browser: Browser) -> Callable[[], dict[str, int]]:
         drawn: document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length,
         divs: document.querySelectorAll('body > div[id]').length}"""
     return lambda: browser.driver.execute_script(script)
+
+
+def mlflow_compare(browser: Browser, url: str, experiment_id: str, run_ids: list[str], artifact: str,
+                   screenshot: Path | None = None) -> list[str]:
+    """Open MLflow's compare page of ``run_ids``, select ``artifact`` among the files they have in common and return
+    the sources of the images it then shows, once they loaded (one per run when each has the figure); with
+    ``screenshot``, the window is saved there as it is then (a resize would make MLflow load the previews again)."""
+    browser.open(f"{url}/#/compare-runs?runs={json.dumps(run_ids)}&experiments={json.dumps([experiment_id])}")
+    node = f'[data-testid="artifact-tree-node"][artifact-name="{artifact}"]'
+    browser.wait_for(f"return document.querySelector('{node}')", 120, f"{artifact} among the runs' common artifacts")
+    loaded = "[...document.images].filter(i => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0).map(i => i.src)"
+    before = browser.driver.execute_script(f"return {loaded}")  # a page opened afresh: none, unless MLflow kept some
+    browser.driver.execute_script(f"const n = document.querySelector('{node}'); n.scrollIntoView(); n.click()")
+    shown = browser.wait_for(
+        f"const now = {loaded}.filter(s => !{json.dumps(before)}.includes(s)); return now.length >= {len(run_ids)} && now",
+        120, f"{artifact} previewed for each of {len(run_ids)} runs",
+    )
+    if screenshot is not None:
+        browser.driver.save_screenshot(str(screenshot))
+    return shown
