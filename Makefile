@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test test-slow bench ablation results kfp image clean-venv
+.PHONY: venv browser repro test test-slow bench ablation results kfp image clean-venv
 
 venv: $(STAMP)
 
@@ -16,16 +16,25 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# The real browser the page tests drive (headless chromium + chromedriver, Debian's): installed when missing and
+# apt can (root, or sudo without a password); otherwise those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "make browser: chromium is not installed and apt needs root; the browser tests will skip"; exit 0; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+		>/dev/null || echo "make browser: apt-get could not install chromium; the browser tests will skip"
+
 repro: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
 
 # The default run (under 10 minutes on 2 cores): every test not marked `slow`.
-test: $(STAMP)
+test: $(STAMP) browser
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow"
 
 # The tests marked `slow`, run on purpose: the real pipeline under DVC, torchrun process groups, the served model
 # (about 10 minutes on 2 cores). CI runs them after `make test`.
-test-slow: $(STAMP)
+test-slow: $(STAMP) browser
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
 
 bench: $(STAMP)

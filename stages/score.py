@@ -59,6 +59,7 @@ def main() -> None:
             write_csv(f"plots/confusion_{name}.csv", confusion_long(table))
             plot_confusion(table.to_numpy(), list(table.index), f"genre confusion: {name} input", f"plots/confusion_{name}.png")
             run.log_artifact(f"plots/confusion_{name}.png", "confusion")
+            run.log_parent_artifact(f"plots/confusion_{name}.png")  # the compare page's side-by-side figures
         run.log_artifact("plots/separation.csv")
         summary["stage_seconds"] = time.perf_counter() - start
         summary = json_safe(summary)

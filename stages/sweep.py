@@ -74,6 +74,8 @@ def main() -> None:
         plot_categories(categories, "gnsdr", "input_snr_db", "separator GNSDR per noise category (dB)", "plots/gnsdr_by_noise.png")
         for path in ("plots/snr_curves.png", "plots/gnsdr_by_noise.png", "plots/gnsdr_by_noise.csv"):
             run.log_artifact(path, "sweep")
+        for path in ("plots/snr_curves.png", "plots/gnsdr_by_noise.png"):
+            run.log_parent_artifact(path)  # the compare page's side-by-side figures
 
         summary["stage_seconds"] = time.perf_counter() - start
         summary = json_safe(summary)

@@ -113,18 +113,27 @@ def on_team_stack(team_stack, monkeypatch):
     return team_stack
 
 
+@pytest.fixture
+def browser():
+    """Headless Chromium with the network off (tests/browser.py); the test skips, saying why, where it is missing."""
+    from tests.browser import start
+
+    yield from start()
+
+
 def pytest_collection_modifyitems(items):
-    """Mark what starts servers (``server``: the team stack) and what runs real pipelines or process groups
-    (``slow``). ``make test`` (the default run, under 10 minutes) skips ``slow``; ``make test-slow`` runs them on
+    """Mark what starts servers (``server``: the team stack) and what runs real pipelines, process groups or a
+    real browser (``slow``). ``make test`` (the default run, under 10 minutes) skips ``slow``; ``make test-slow`` runs them on
     purpose, and CI runs both."""
     for item in items:
         if "team_stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.server)
-        if item.path.name in SLOW_MODULES:
+        if item.path.name in SLOW_MODULES or "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
 
 
-# Test modules that run the real pipeline under DVC, torchrun process groups or the tracking stack's stages.
+# Test modules that run the real pipeline under DVC, torchrun process groups or the tracking stack's stages
+# (and every test that uses the fixture ``browser``).
 SLOW_MODULES = {"test_pipeline.py", "test_distributed.py", "test_kfp_pipeline.py"}
 
 

@@ -17,7 +17,10 @@ from tests.conftest import REPO, write_audio
 
 DATA_STAGES = ["download", "split", "mix", "features"]
 ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "adapt_music2vec", "classify", "score", "sweep",
-                            "package"]
+                            "listen", "package"]
+# What every pipeline run puts at the root of its MLflow parent run, for the compare page (stages score, sweep, listen).
+COMPARED = {"confusion_clean.png", "confusion_mixture.png", "confusion_separated.png", "confusion_product.png", "snr_curves.png",
+            "gnsdr_by_noise.png", "listening.html", "listening_spectrograms.jpg"}
 # Small models and few epochs: these tests check the plumbing, not the quality.
 TINY = {
     "separator": {"start": "scratch", "hidden": 16, "layers": 1, "epochs": 2, "steps_per_epoch": 4, "val_examples": 8},
@@ -61,7 +64,7 @@ def commit(repo: Path, message: str) -> None:
 def repo(tmp_path, make_library):
     copy = tmp_path / "repo"
     copy.mkdir()
-    for item in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore"):
+    for item in ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvc/plots", "vendor", ".dvcignore"):
         src, dst = REPO / item, copy / item
         if src.is_dir():
             # symlinks=True: stages/danet_music2vec must stay a link to the copy's own src/.
@@ -245,7 +248,7 @@ def test_bad_param_stops_the_stage_with_a_clear_message(repo):
     assert "Traceback" not in done.stderr
 
 
-def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(repo):
+def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(repo, request, tmp_path):
     # Both trainers data-parallel: each stage reruns itself under torchrun with 2 CPU processes.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["separator"]["nproc"] = params["music2vec"]["nproc"] = 2
@@ -255,7 +258,7 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     exp = sh(["dvc", "exp", "run", "-S", "noises=2", "-n", "two-noises"], repo)
     # "cache music2vec": nothing train_music2vec depends on changes with `noises`; the adapted classifier follows
     # the separator, which does
-    assert ran(exp) == {"mix", "train_separator", "separate", "adapt_music2vec", "classify", "score", "sweep", "package"}
+    assert ran(exp) == {"mix", "train_separator", "separate", "adapt_music2vec", "classify", "score", "sweep", "listen", "package"}
 
     import json
 
@@ -300,6 +303,28 @@ def test_whole_pipeline_then_noises_2_reuses_music2vec_and_compares_in_mlflow(re
     params["separate"]["danet"]["kmeans_scope"] = "chunk"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert "up to date" in sh(["dvc", "status"], repo).lower()
+
+    # Both experiments side by side in MLflow's compare page: the same figures at the root of both parent runs (as
+    # its REST API lists them), each shown for both runs (the browser check skips, saying why, without Chromium).
+    import urllib.request
+
+    from danet_music2vec.servers import mlflow_ui
+    from tests.browser import mlflow_compare
+
+    listen = json.loads((repo / "metrics" / "listen.json").read_text())
+    assert listen["mixtures"] >= 3 and listen["page_bytes"] == (repo / "reports" / "listening.html").stat().st_size
+    ids = [parents[n].info.run_id for n in ("1", "2")]
+    with mlflow_ui(tmp_path, f"sqlite:///{repo / 'mlflow.db'}") as url:
+        for run_id in ids:
+            with urllib.request.urlopen(f"{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}") as answer:
+                files = json.load(answer)["files"]
+            assert {f["path"] for f in files if not f["is_dir"]} >= COMPARED, files
+        experiment_id = parents["1"].info.experiment_id
+        browser = request.getfixturevalue("browser")  # last: without Chromium, the rest above has been checked
+        for artifact in ("snr_curves.png", "listening_spectrograms.jpg"):
+            shown = mlflow_compare(browser, url, experiment_id, ids, artifact, tmp_path / f"mlflow_compare_{Path(artifact).stem}.png")
+            assert len(set(shown)) == 2  # two runs, two figures
+        assert browser.stray_requests() == [] and browser.failed_requests() == []
 
 
 def test_the_shipped_separator_starts_the_pipeline_without_training(repo):

@@ -31,3 +31,17 @@ def test_plot_curves_and_categories(tmp_path) -> None:
     for name in ("curves.png", "categories.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert sorted(p.name for p in tmp_path.iterdir()) == ["categories.png", "curves.png"]
+
+
+def test_plot_spectrograms_writes_a_jpeg_for_a_jpg_path_at_the_size_asked(tmp_path) -> None:
+    from matplotlib.image import imread
+
+    from danet_music2vec.plots import plot_spectrograms
+
+    wave = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
+    wave.flags.writeable = False  # as the mixture loader's cached clips
+    path = tmp_path / "spectrograms.jpg"
+    plot_spectrograms([("a", wave, 8000), ("b", wave[::2], 4000)], path, width=6.0, panel_height=1.5, dpi=50)
+    assert path.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
+    assert imread(path).shape[:2] == (150, 300)  # (2 x 1.5 in, 6 in) at 50 dpi
+    assert [p.name for p in tmp_path.iterdir()] == ["spectrograms.jpg"]

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -67,6 +68,25 @@ def test_a_long_stage_logs_its_progress_per_item(store):
 
 def doubled(context, item):
     return 2 * item
+
+
+def test_parent_artifacts_have_the_same_paths_in_every_pipeline_run(store, monkeypatch):
+    figure = store / "snr_curves.png"
+    params = {"noises": 1}
+    for name, content in (("exp-one", b"one"), ("exp-two", b"two")):
+        monkeypatch.setenv("DVC_EXP_NAME", name)
+        figure.write_bytes(content)
+        with tracking.stage_run("sweep", params | {"noises": len(content)}) as run:
+            run.log_parent_artifact(figure)
+            figure.write_bytes(content + b" again")  # a stage run again overwrites its own
+            run.log_parent_artifact(figure)
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    for parent in (r for r in runs(store) if r.data.tags.get("stage_kind") == "pipeline"):
+        # at the root, where MLflow's compare page looks for the files two runs have in common
+        assert [(a.path, a.is_dir) for a in client.list_artifacts(parent.info.run_id)] == [("snr_curves.png", False)]
+        got = client.download_artifacts(parent.info.run_id, "snr_curves.png", str(store / parent.info.run_id))
+        assert Path(got).read_bytes() == parent.data.tags[tracking.KEY_TAG][4:].encode() + b" again"
 
 
 def test_deleting_a_pipeline_key_leaves_a_clean_record_for_its_rerun(store, monkeypatch):

@@ -74,3 +74,9 @@ def write_csv(path: str | os.PathLike[str], frame: "Any") -> None:
     """Write a pandas DataFrame to CSV atomically (no index column): DVC plots and their MLflow copies."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) atomically: e.g. an HTML page."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

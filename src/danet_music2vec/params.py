@@ -362,6 +362,13 @@ class SweepParams(Group):
     mixtures_per_clip: PositiveInt
 
 
+class ListenParams(Group):
+    """The listening page (stage ``listen``): which test mixtures, and how small their audio."""
+
+    mixtures: Annotated[StrictInt, Field(ge=3)]  # best, median and worst NSDR come first
+    vorbis_compression: Annotated[StrictFloat, Field(ge=0, le=1)]  # libsndfile's 0 (best quality) .. 1 (smallest)
+
+
 class ServeParams(Group):
     """The served model's request limits (the ``package`` stage stores them in the model)."""
 
@@ -382,6 +389,7 @@ class Params(Group):
     adapt_music2vec: AdaptMusic2VecParams
     score: ScoreParams
     sweep: SweepParams
+    listen: ListenParams
     serve: ServeParams
 
     def used(self) -> dict[str, Any]:

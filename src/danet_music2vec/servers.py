@@ -154,6 +154,20 @@ def mlflow_server(workdir: Path, backend_uri: str, s3_server: S3Server, artifact
         yield url
 
 
+@contextmanager
+def mlflow_ui(workdir: Path, backend_uri: str) -> Iterator[str]:
+    """``mlflow server`` on a free port of 127.0.0.1 over a local store (``sqlite:///<repo>/mlflow.db``), its
+    artifacts read where the runs put them: what ``mlflow ui`` serves. Yields its URL."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    args = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
+            "--host", HOST, "--port", str(port), "--workers", "1"]  # fmt: skip
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with _process(args, workdir / "mlflow-ui.log", env, f"{url}/health", timeout_s=300):
+        yield url
+
+
 @dataclass(frozen=True)
 class ModelServer:
     """A running ``mlflow models serve``: its URL and process id (the root of its process tree, for memory figures)."""

@@ -4,7 +4,8 @@ The parent is found again by its ``pipeline_key`` tag: the DVC experiment name u
 ``dvc exp run`` (``DVC_EXP_NAME``), otherwise the git revision plus a hash of params.yaml.
 Every stage opens a child run under it (``parent_run_id`` works across processes, which
 is how DVC runs stages), logs its params, metrics and artifacts, and may put headline
-numbers on the parent so the MLflow UI compares experiments in one table.
+numbers on the parent so the MLflow UI compares experiments in one table, and figures and
+the listening page on the parent so its compare page shows two experiments side by side.
 
 A stage killed by SIGTERM (or Ctrl-C) leaves its child run FAILED; one killed without a
 chance to clean up (SIGKILL) is marked FAILED by the next run of that stage.
@@ -72,6 +73,15 @@ class StageRun:
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_parent_artifact(self, path: str | os.PathLike[str]) -> None:
+        """Put ``path`` on the parent run under its file name: what a person compares by eye and ear.
+
+        MLflow's compare page shows the files two runs have in common side by side, and only the files at the root
+        of their artifacts (MLflow 3.17 skips folders), so the name is the same in every pipeline run and has no
+        folder; a stage run again overwrites its own.
+        """
+        self.client.log_artifact(self.parent_id, str(path))
 
     def log_model(self, model: Any, name: str, input_example: Any) -> None:
         """Log a torch model with a signature inferred from ``input_example`` (a numpy array)."""
