@@ -119,7 +119,9 @@ def mlflow_compare(browser: Browser, url: str, experiment_id: str, run_ids: list
     before = browser.driver.execute_script(f"return {loaded}")  # a page opened afresh: none, unless MLflow kept some
     browser.driver.execute_script(f"const n = document.querySelector('{node}'); n.scrollIntoView(); n.click()")
     shown = browser.wait_for(
-        f"const now = {loaded}.filter(s => !{json.dumps(before)}.includes(s)); return now.length >= {len(run_ids)} && now",
+        # distinct sources: one run's preview may sit in two elements for a while, which is not the other run's figure
+        f"const now = [...new Set({loaded}.filter(s => !{json.dumps(before)}.includes(s)))]; "
+        f"return now.length >= {len(run_ids)} && now",
         120, f"{artifact} previewed for each of {len(run_ids)} runs",
     )
     if screenshot is not None:
