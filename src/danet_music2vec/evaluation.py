@@ -80,7 +80,8 @@ def score_separation(
     files = separated.set_index("mixture_id")[["music_path", "noise_path"]]
     items = [(row, tuple(files.loc[row.mixture_id])) for _, row in test_mixtures.iterrows()]
     context = (cfg, gate, silence_db, full_band, backend)
-    keys = [item_key(repr(context), row.to_dict(), [*_sources(row), *paths]) for row, paths in items]
+    # Hashing every file an item reads is only worth it when results are kept for a rerun.
+    keys = None if finished is None else [item_key(repr(context), row.to_dict(), [*_sources(row), *paths]) for row, paths in items]
     rows: list[dict[str, Any]] = []
     by_system: dict[str, list[SeparationResult]] = {system: [] for system in SYSTEMS}
     if full_band:
@@ -296,7 +297,7 @@ def snr_sweep(
     items = [row for _, row in test_mixtures.iterrows()]
     context = (separator, reader, tuple(float(s) for s in snrs), cfg, gate, silence_db, backend)
     settings = repr((models_key, context[2:]))
-    keys = [item_key(settings, row.to_dict(), _sources(row)) for row in items]
+    keys = None if finished is None else [item_key(settings, row.to_dict(), _sources(row)) for row in items]
     for row, per_snr in zip(items, map_items(_sweep_mixture, context, items, workers, "sweep", progress, finished, keys,
                                                       on_progress)):
         for snr, (results, labels) in zip(snrs, per_snr):
