@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from danet_music2vec import checkpoints, stage
-from danet_music2vec.adaptation import held_out, music_of, separated_mixtures, subset, training_set
+from danet_music2vec.adaptation import MusicOf, held_out, separated_mixtures, subset, training_set
 from danet_music2vec.atomic import write_csv, write_json
 from danet_music2vec.checksums import sha256_file
 from danet_music2vec.classification import Classifier
@@ -33,6 +33,7 @@ from danet_music2vec.music2vec_training import load_clip_set, train
 from danet_music2vec.params import Music2VecParams, ParamError, load_params
 from danet_music2vec.separation import Separator
 from danet_music2vec.tracking import stage_run
+from danet_music2vec.workers import worker_count
 
 CLEAN = "models/music2vec.pt"
 SEPARATOR = "models/separator.pt"
@@ -74,7 +75,8 @@ def main() -> None:
                              "tracks than that, so none is left to choose the product's path on; lower it or add music")  # fmt: skip
         fold = sorted(set(range(len(clips.waves))) - set(val))  # the tracks the rule's classifiers train on
 
-        mixing = dict(separate=music_of(separator), sample_rate=rate, noise_counts=cfg.noises, snr_db=snr_db, seed=cfg.seed)
+        mixing = dict(separate=MusicOf(separator), sample_rate=rate, noise_counts=cfg.noises, snr_db=snr_db, seed=cfg.seed,
+                      workers=worker_count(params.workers))
         mixtures = separated_mixtures(clips, range(len(clips.waves)), noises, per_clip=cfg.mixtures_per_clip, stream=0, **mixing)
         val_mixtures = separated_mixtures(clips, val, noises, per_clip=cfg.val_mixtures_per_clip, stream=1, **mixing)
         adapted_from = {"separator_sha256": sha256_file(SEPARATOR), "clean_sha256": sha256_file(CLEAN)}

@@ -1,5 +1,10 @@
 """score: separation (the separator vs the references: oracle IRM and spectral gate) and classification along every
-path (clean / mixture / separated / separated_adapted / combined / gated / product: src/danet_music2vec/evidence.py)."""
+path (clean / mixture / separated / separated_adapted / combined / gated / product: src/danet_music2vec/evidence.py).
+
+Mixtures are scored in `workers` processes and each is kept in checkpoints/score until the outputs are written: a
+killed stage resumes, and `--shard K/N` scores one block of the test set for Kubeflow's fan-out
+(src/danet_music2vec/shards.py).
+"""
 
 import time
 
@@ -19,32 +24,37 @@ from danet_music2vec.evaluation import (
 )
 from danet_music2vec.plots import plot_confusion
 from danet_music2vec.params import load_params
+from danet_music2vec.shards import resume_folder, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
-FINISHED = "checkpoints/score"  # each scored mixture, kept until the outputs are written: a killed stage resumes
+FINISHED = resume_folder("score")  # each finished mixture, kept until the outputs are written: a killed stage resumes
 # The confusion tables drawn (dvc.yaml's plots): the ceiling, doing nothing, the separator alone and the product.
 CONFUSIONS = ("clean", "mixture", "separated", "product")
 
 def main() -> None:
+    shard = shard_option("score")
     params = load_params()
     score = params.score
     start = time.perf_counter()
-    with stage_run("score", params.used(), groups=("score",)) as run:
+    with stage_run(run_name("score", shard), params.used(), groups=("score",)) as run:
         mixtures = pd.read_parquet("data/mixtures.parquet")
+        test = mixtures[mixtures["split"] == "test"]
         finished = score_results(FINISHED)
         per_mixture, by_system = score_separation(
-            mixtures[mixtures["split"] == "test"],
+            test if shard is None else shard.take(test),
             pd.read_parquet("data/separated/index.parquet"),
             StftConfig.from_params(params.stft),
             score.spectral_gate.model_dump(),
             score.silence_db,
             full_band=score.full_band and params.separate.output_rate == "full",
-            workers=worker_count(score.workers),
+            workers=worker_count(params.workers),
             finished=finished,
             on_progress=run.log_progress,
             backend=score.bss_eval,
         )
+        if shard is not None:  # the merge (the unsharded run) writes the outputs
+            return
         write_parquet("data/separation_scores.parquet", per_mixture)
         write_csv("plots/separation.csv", per_mixture)
         summary = separation_summary(by_system)
@@ -67,9 +77,7 @@ def main() -> None:
         run.log_parent_metrics({k: summary[k] for k in HEADLINE_METRICS if summary.get(k) is not None})
         run.log_metrics({"resumed_mixtures": finished.reused})
         write_json("metrics/score.json", summary)
-        finished.remove()
-        if finished.reused:
-            print(f"score: resumed: {finished.reused} test mixtures were scored before the stage was stopped ({FINISHED})")
+        finished.done("score")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """sweep: the test mixtures re-mixed at each input SNR (sweep.snr_db), separated, scored and classified.
 
+Mixtures are swept in `workers` processes and each is kept in checkpoints/sweep until the outputs are written: a
+killed stage resumes, and `--shard K/N` sweeps one block of the test set for Kubeflow's fan-out
+(src/danet_music2vec/shards.py).
+
 Writes metrics/sweep.json (metrics/score.json's keys per SNR, e.g. ``snr_m5.separation.gnsdr``),
 the curves (plots/snr_gnsdr.csv, plots/snr_f1.csv, plots/snr_curves.png) and GNSDR per noise
 category (plots/gnsdr_by_noise.csv and .png). The ablation report reads these numbers.
@@ -29,19 +33,21 @@ from danet_music2vec.evaluation import (
 from danet_music2vec.params import load_params
 from danet_music2vec.plots import plot_categories, plot_curves
 from danet_music2vec.separation import Separator
+from danet_music2vec.shards import resume_folder, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
 
 MODELS = ("models/separator.pt", "models/music2vec.pt", "models/music2vec_adapted.pt")
-FINISHED = "checkpoints/sweep"  # each swept mixture, kept until the outputs are written: a killed stage resumes
+FINISHED = resume_folder("sweep")  # each finished mixture, kept until the outputs are written: a killed stage resumes
 
 
 def main() -> None:
+    shard = shard_option("sweep")
     params = load_params()
     score, snrs = params.score, [float(s) for s in params.sweep.snr_db]
     start = time.perf_counter()
-    with stage_run("sweep", params.used(), groups=("sweep",)) as run:
+    with stage_run(run_name("sweep", shard), params.used(), groups=("sweep",)) as run:
         separator = Separator.load(MODELS[0])  # with the inference settings `separate` scored
         device = resolve_device(params.music2vec.device)
         reader = GenreReader.load(*MODELS[1:], hop_seconds=params.music2vec.test_hop_seconds, device=device)
@@ -51,12 +57,14 @@ def main() -> None:
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         finished = sweep_results(FINISHED)
         per_mixture, predictions, grouped = snr_sweep(
-            test, separator, reader, snrs,
+            test if shard is None else shard.take(test), separator, reader, snrs,
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
-            workers=worker_count(score.workers), finished=finished, models_key=" ".join([str(device), *(sha256_file(m) for m in MODELS)]),
+            workers=worker_count(params.workers), finished=finished, models_key=" ".join([str(device), *(sha256_file(m) for m in MODELS)]),
             on_progress=run.log_progress,
             backend=score.bss_eval,
         )  # fmt: skip
+        if shard is not None:  # the merge (the unsharded run) writes the outputs
+            return
         summary = sweep_summary(
             predictions, grouped, test.set_index("mixture_id")["music_clip"],
             score.bootstrap_n, score.bootstrap_seed, score.bootstrap_alpha,
@@ -85,9 +93,7 @@ def main() -> None:
         run.log_parent_metrics({k: v for k, v in headline.items() if v is not None})
         run.log_metrics({"resumed_mixtures": finished.reused})
         write_json("metrics/sweep.json", summary)
-        finished.remove()
-        if finished.reused:
-            print(f"sweep: resumed: {finished.reused} test mixtures were swept before the stage was stopped ({FINISHED})")
+        finished.done("sweep")
 
 
 if __name__ == "__main__":

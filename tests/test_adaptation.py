@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from danet_music2vec.adaptation import held_out, mix, music_of, separated_mixtures, subset, training_set
+from danet_music2vec.adaptation import MusicOf, held_out, mix, separated_mixtures, subset, training_set
 from danet_music2vec.music2vec_training import ClipSet
 
 RATE = 8000
@@ -94,7 +94,12 @@ def test_every_separator_architecture_feeds_the_adaptation(architecture: str, tm
 
     clipset, _ = clips()
     noises = [(0.1 * np.random.default_rng(3).standard_normal(RATE // 2)).astype(np.float32)] * 2
-    out = separated_mixtures(clipset, [0, 1], noises, separate=music_of(separator), sample_rate=RATE, per_clip=1, noise_counts=(1, 2),
+    out = separated_mixtures(clipset, [0, 1], noises, separate=MusicOf(separator), sample_rate=RATE, per_clip=1, noise_counts=(1, 2),
                              snr_db=(0.0, 0.0), seed=0, progress=False)  # fmt: skip
     assert all(m.music.shape == m.mixture.shape and np.isfinite(m.music).all() for m in out)
     assert len(training_set(clipset, out, clean_share=0.3).waves) >= len(out)
+    if architecture == "mask":  # in 2 worker processes: the same music, sample for sample
+        parallel = separated_mixtures(clipset, [0, 1], noises, separate=MusicOf(separator), sample_rate=RATE, per_clip=1,
+                                      noise_counts=(1, 2), snr_db=(0.0, 0.0), seed=0, progress=False, workers=2)  # fmt: skip
+        for a, b in zip(out, parallel):
+            np.testing.assert_array_equal(a.music, b.music)

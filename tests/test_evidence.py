@@ -15,6 +15,7 @@ from danet_music2vec.evidence import (
     GenreReader,
     ProductRule,
     choose_rule,
+    classified_results,
     classify_mixtures,
     product_rule,
     removed_db,
@@ -94,6 +95,16 @@ def test_classify_mixtures_scores_every_path_and_the_product_is_the_rules_path(t
     assert not np.allclose(probas.loc["separated"], probas.loc["separated_adapted"])
     with pytest.raises(ValueError, match="run `dvc repro separate`"):
         classify_mixtures(reader, mixtures, separated.iloc[:0], root=tmp_path, progress=False)
+
+    # Kept for a rerun (or handed over by a Kubeflow shard): taken back as the same table, columns in order.
+    kept = classified_results(tmp_path / "kept")
+    first, _ = classify_mixtures(reader, mixtures, separated, root=tmp_path, progress=False, finished=kept, settings="a")
+    again = classified_results(tmp_path / "kept")
+    second, taken = classify_mixtures(reader, mixtures, separated, root=tmp_path, progress=False, finished=again, settings="a")
+    assert again.reused == 1 and second.equals(first) and second.equals(table) and taken["audio"] == seconds["audio"]
+    other = classified_results(tmp_path / "kept")
+    classify_mixtures(reader, mixtures, separated, root=tmp_path, progress=False, finished=other, settings="b")
+    assert other.reused == 0  # other classifiers' answers are never taken
 
 
 def test_the_reader_refuses_classifiers_of_different_genres(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ The expected graph comes from DVC's own index (``Repo.index.graph``), not from t
 compiler's reading of dvc.yaml, so a compiler that drifts from DVC fails here.
 """
 
+import json
+import re
 import shlex
 import shutil
 import sys
@@ -22,6 +24,7 @@ from danet_music2vec.kfp_pipeline.compiler import compile_pipeline
 from danet_music2vec.kfp_pipeline.dvc_stages import DvcYamlError, load_stages
 from danet_music2vec.kfp_pipeline.runner import main as run_component
 from danet_music2vec.params import ParamError
+from danet_music2vec.shards import SHARDED, resume_folder
 from tests.conftest import REPO
 
 RUNNER = ["python", "-m", "danet_music2vec.kfp_pipeline.runner"]
@@ -56,9 +59,14 @@ def compiled(root: Path, out: Path, image: str = "registry.example/dm2v:test") -
     return yaml.safe_load(out.read_text())
 
 
+# The root DAG's tasks that are not stages: the shard list and one ParallelFor per sharded stage.
+FANOUT = re.compile(r"test shards|for-loop-\d+")
+
+
 def tasks_by_stage(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Root DAG tasks keyed by their display name, which is the DVC stage name."""
-    return {task["taskInfo"]["name"]: task for task in spec["root"]["dag"]["tasks"].values()}
+    """Root DAG tasks keyed by their display name, which is the DVC stage name (the fan-out's tasks left out)."""
+    return {task["taskInfo"]["name"]: task for task in spec["root"]["dag"]["tasks"].values()
+            if not FANOUT.fullmatch(task["taskInfo"]["name"])}  # fmt: skip
 
 
 def task_keys(spec: dict[str, Any]) -> dict[str, str]:
@@ -70,7 +78,7 @@ def assert_matches_dvc(root: Path, spec: dict[str, Any]) -> None:
     tasks, names = tasks_by_stage(spec), task_keys(spec)
     assert sorted(tasks) == sorted(upstream), "one task per DVC stage, named after it"
     for stage, task in tasks.items():
-        assert {names[key] for key in task.get("dependentTasks", [])} == upstream[stage], stage
+        assert {names[key] for key in task.get("dependentTasks", []) if names[key] in tasks} == upstream[stage], stage
         component = spec["components"][task["componentRef"]["name"]]
         container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
         args = container["args"]
@@ -112,7 +120,7 @@ def test_each_stage_runs_its_own_script_in_the_project_image(spec: dict[str, Any
 def test_every_params_leaf_is_a_pipeline_parameter_with_its_value(spec: dict[str, Any]) -> None:
     params = leaves(yaml.safe_load((REPO / "params.yaml").read_text()))
     defined = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(defined) == {key.replace(".", "__") for key in params}
+    assert set(defined) == {key.replace(".", "__") for key in params} | {"test_shards"}
     assert defined["noises"] == {"defaultValue": "1", "isOptional": True, "parameterType": "STRING"}
     for key, value in params.items():
         assert yaml.safe_load(defined[key.replace(".", "__")]["defaultValue"]) == value, key
@@ -127,6 +135,33 @@ def test_noises_reaches_mix_and_not_the_music2vec_training(spec: dict[str, Any])
     assert tasks["train_separator"]["inputs"]["artifacts"]["data_features"]["taskOutputArtifact"] == {
         "outputArtifactKey": "data_features", "producerTask": "features"
     }  # fmt: skip
+
+
+def test_the_test_set_stages_fan_out_over_test_shards_and_run_over_their_folders(spec: dict[str, Any]) -> None:
+    root, names, stages = spec["root"]["dag"]["tasks"], task_keys(spec), tasks_by_stage(spec)
+    assert spec["root"]["inputDefinitions"]["parameters"]["test_shards"]["defaultValue"] == 4
+    shard_list = next(key for key, name in names.items() if name == "test shards")
+    assert root[shard_list]["inputs"]["parameters"]["count"] == {"componentInputParameter": "test_shards"}
+    for stage in SHARDED:
+        task = stages[stage]
+        source = task["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]
+        loop = root[source["producerTask"]]
+        assert loop["parameterIterator"]["items"]["inputParameter"].endswith("test-shards-specs")
+        assert shard_list in loop["dependentTasks"]
+        (shard,) = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"].values()
+        assert shard["taskInfo"]["name"] == f"{stage} shard"
+        shard_component, component = (spec["components"][t["componentRef"]["name"]] for t in (shard, task))
+        # A shard reads what its stage reads and hands over one folder: the stage's resume folder.
+        assert shard_component["inputDefinitions"]["parameters"].keys() - {"shard"} == component["inputDefinitions"]["parameters"].keys()
+        assert shard_component["inputDefinitions"]["artifacts"].keys() == component["inputDefinitions"]["artifacts"].keys() - {"shards"}
+        assert list(shard_component["outputDefinitions"]["artifacts"]) == [resume_folder(stage).replace("/", "_")]
+        assert component["inputDefinitions"]["artifacts"]["shards"]["isArtifactList"]
+        shard_args, args = (spec["deploymentSpec"]["executors"][c["executorLabel"]]["container"]["args"]
+                            for c in (shard_component, component))  # fmt: skip
+        assert shard_args[shard_args.index("--shard") + 1] == "{{$.inputs.parameters['shard']}}"
+        assert args[args.index("--shards") + 1: args.index("--shards") + 3] == [resume_folder(stage), "{{$}}"]
+    unsharded = set(stages) - set(SHARDED)
+    assert all("shards" not in stages[s].get("inputs", {}).get("artifacts", {}) for s in unsharded)
 
 
 @pytest.fixture
@@ -209,6 +244,32 @@ def test_runner_places_deps_writes_params_runs_the_stage_and_exports_outs(workdi
     assert code == 0
     assert sorted(p.name for p in exported.iterdir()) == ["result.txt"]
     assert (exported / "result.txt").read_text() == "2 [-5, 5] music kfp-run-7"  # one MLflow parent per KFP run
+
+
+def test_runner_merges_the_shards_folders_before_the_stage_and_passes_a_shard_on(workdir: Path, tmp_path: Path) -> None:
+    (workdir / "stages" / "ls.py").write_text(
+        "import pathlib, sys\n"
+        "files = sorted(str(p.relative_to('checkpoints/score')) for p in pathlib.Path('checkpoints/score').rglob('*.json'))\n"
+        "pathlib.Path('out.txt').write_text(' '.join(files + sys.argv[1:]))\n"
+        "pathlib.Path('checkpoints/score').mkdir(parents=True, exist_ok=True)\n"
+    )
+    shards = []
+    for k in range(2):
+        folder = tmp_path / "artifacts" / f"shard{k}"
+        (folder / f"m{k}").mkdir(parents=True)
+        (folder / f"m{k}.json").write_text("{}")
+        (folder / f"m{k}" / "music.json").write_text("{}")
+        shards.append({"name": f"shard{k}", "uri": str(folder), "metadata": {}})
+    rendered = json.dumps({"inputs": {"artifacts": {"shards": {"artifacts": shards}}}})  # what KFP puts for {{$}}
+    out = tmp_path / "artifacts" / "out.txt"
+    cmd = f"{shlex.quote(sys.executable)} stages/ls.py"
+    assert run_component(["--workdir", str(workdir), "--stage", "score", "--cmd", cmd, "--out", "out.txt", str(out),
+                          "--shards", "checkpoints/score", rendered]) == 0  # fmt: skip
+    assert out.read_text() == "m0.json m0/music.json m1.json m1/music.json"
+    # A shard's out is the resume folder, emptied first as every out is: its stage starts from no mixtures.
+    assert run_component(["--workdir", str(workdir), "--stage", "score", "--cmd", cmd,
+                          "--out", "checkpoints/score", str(tmp_path / "artifacts" / "shard"), "--shard", "1/2"]) == 0  # fmt: skip
+    assert (workdir / "out.txt").read_text() == "--shard 1/2"
 
 
 def test_runner_refuses_an_invalid_param_before_running(workdir: Path) -> None:

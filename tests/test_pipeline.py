@@ -1,5 +1,6 @@
 """The data half of the pipeline under real DVC, in a temporary copy of the repository."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from danet_music2vec.kfp_pipeline.compiler import compile_pipeline
+from danet_music2vec.kfp_pipeline.dvc_stages import load_stages, path_name, stage_inputs
+from danet_music2vec.shards import SHARDED, resume_folder, shard_specs
 from tests.conftest import REPO, write_audio
+from tests.kfp_local import artifact, run_component
 
 DATA_STAGES = ["download", "split", "mix", "features"]
 ALL_STAGES = DATA_STAGES + ["train_separator", "train_music2vec", "separate", "adapt_music2vec", "classify", "score", "sweep",
@@ -361,3 +366,54 @@ def test_unreachable_tracking_server_stops_the_stage_before_it_touches_outputs(r
     assert done.stderr.startswith(f"download: error: MLFLOW_TRACKING_URI={uri}: the MLflow tracking server does not answer")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert previous.read_bytes() == b"earlier output"
+
+
+def _project_copy(repo: Path, dest: Path) -> Path:
+    """What the image holds of the project (its code and params, no outputs): one fresh copy per task, as each pod."""
+    for item in ("dvc.yaml", "params.yaml", "stages", "src"):
+        if (repo / item).is_dir():
+            shutil.copytree(repo / item, dest / item, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / item, dest / item)
+    return dest
+
+
+def test_kubeflow_shards_merge_into_what_dvc_repro_writes(repo, tmp_path):
+    """The compiled pipeline's sharded stages, each run as KFP calls it (3 shards, then the stage over their folders),
+    write the metrics, predictions, scores and separated audio that `dvc repro` writes unsharded."""
+    sh(["dvc", "repro", "score", "sweep"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "pipeline.yaml", repo / "dvc.yaml", repo / "params.yaml").read_text())
+    stages = {stage.name: stage for stage in load_stages(repo / "dvc.yaml", params)}
+    inputs = stage_inputs(list(stages.values()))
+    produced = {out: repo / out for stage in stages.values() for out in stage.outs}  # upstream tasks' outs: DVC's
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'kfp-mlflow.db'}"}
+    tasks = tmp_path / "tasks"
+    for name in SHARDED:
+        deps = {path_name(out): artifact(produced[out]) for _, out in inputs[name]}
+        shards = [
+            run_component(spec, f"comp-{name}-shard", deps | {"shard": shard}, _project_copy(repo, tasks / f"{name}-{k}" / "app"),
+                          tasks / f"{name}-{k}" / "root", env)[path_name(resume_folder(name))]
+            for k, shard in enumerate(shard_specs(3))
+        ]  # fmt: skip
+        assert all(any(Path(s.uri).iterdir()) for s in shards), f"{name}: a shard handed over no mixtures"
+        outs = run_component(spec, f"comp-{name}", deps | {"shards": shards}, _project_copy(repo, tasks / name / "app"),
+                             tasks / name / "root", env)  # fmt: skip
+        produced |= {out: Path(outs[path_name(out)].uri) for out in stages[name].outs}
+
+    tracks = len(pd.read_parquet(repo / "data" / "separated" / "index.parquet"))
+    for name in ("separate", "classify"):  # the merge took every mixture from the shards and computed none
+        assert json.loads(produced[f"metrics/{name}.json"].read_text())["resumed_mixtures"] == tracks
+    for name in ("score", "sweep"):
+        merged, unsharded = (json.loads(p.read_text()) for p in (produced[f"metrics/{name}.json"], repo / "metrics" / f"{name}.json"))
+        assert merged.pop("stage_seconds") and unsharded.pop("stage_seconds")
+        assert merged == unsharded, name
+    for table in ("data/predictions.parquet", "data/separation_scores.parquet"):
+        assert pd.read_parquet(produced[table]).equals(pd.read_parquet(repo / table)), table
+    merged_index = pd.read_parquet(produced["data/separated"] / "index.parquet")
+    unsharded_index = pd.read_parquet(repo / "data" / "separated" / "index.parquet")
+    assert merged_index.drop(columns="processing_s").equals(unsharded_index.drop(columns="processing_s"))
+    for path in unsharded_index["music_path"]:
+        relative = Path(path).relative_to("data/separated")
+        assert (produced["data/separated"] / relative).read_bytes() == (repo / path).read_bytes(), path

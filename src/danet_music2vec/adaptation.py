@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from danet_music2vec.audio import resample
 from danet_music2vec.data.mixing import noise_gains, tile
 from danet_music2vec.music2vec_training import ClipSet
+from danet_music2vec.workers import map_items
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,16 @@ def subset(clips: ClipSet, keep: Sequence[int]) -> ClipSet:
                    clip_ids=[clips.clip_ids[i] for i in keep])  # fmt: skip
 
 
-def music_of(separator) -> Callable[[np.ndarray, int], np.ndarray]:  # type: ignore[no-untyped-def]
+class MusicOf:
     """``separate(mixture, rate)`` for :func:`separated_mixtures`: ``separator``'s music (any architecture, any output
-    rate) at the mixture's rate and length."""
+    rate) at the mixture's rate and length. A class, not a closure, so that worker processes can receive it."""
 
-    def separate(mixture: np.ndarray, sample_rate: int) -> np.ndarray:
-        music = separator.separate(mixture, sample_rate).music
-        return resample(music, separator.output_sample_rate(sample_rate), sample_rate)[: len(mixture)]
+    def __init__(self, separator) -> None:  # type: ignore[no-untyped-def]
+        self.separator = separator
 
-    return separate
+    def __call__(self, mixture: np.ndarray, sample_rate: int) -> np.ndarray:
+        music = self.separator.separate(mixture, sample_rate).music
+        return resample(music, self.separator.output_sample_rate(sample_rate), sample_rate)[: len(mixture)]
 
 
 def mix(music: np.ndarray, noises: Sequence[np.ndarray], snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -88,21 +89,28 @@ def separated_mixtures(
     seed: int,
     stream: int = 0,
     progress: bool = True,
+    workers: int = 1,
 ) -> list[SeparatedMixture]:
     """``per_clip`` mixtures of every clip at the indices ``tracks``, each with a noise count drawn from ``noise_counts`` and an SNR from
-    ``snr_db``, separated by ``separate``. Mixture ``k`` of clip ``i`` depends on ``(seed, stream, i, k)`` alone
-    (training and validation mixtures take different streams)."""
+    ``snr_db``, separated by ``separate`` in ``workers`` processes (one thread each, so the music does not depend on
+    how many; ``separate`` must then pickle, as :class:`MusicOf` does). Mixture ``k`` of clip ``i`` depends on
+    ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams)."""
     if len(noises) < max(noise_counts):
         raise ValueError(f"{len(noises)} training noise clip(s): mixtures of {max(noise_counts)} noises need that many")
-    out = []
     work = [(int(i), k) for i in tracks for k in range(per_clip)]
-    for i, k in tqdm(work, desc="separate training mixtures", disable=not progress, leave=False):
+    mixtures = []
+    for i, k in work:
         rng = np.random.default_rng([seed, stream, i, k])
         count = int(noise_counts[int(rng.integers(len(noise_counts)))])
         picked = [noises[int(j)] for j in rng.choice(len(noises), size=count, replace=False)]
-        mixture = mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng)
-        out.append(SeparatedMixture(i, mixture, separate(mixture, sample_rate)))
-    return out
+        mixtures.append(mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng))
+    musics = map_items(_separate, (separate, sample_rate), mixtures, workers, "separate training mixtures", progress)
+    return [SeparatedMixture(i, mixture, music) for (i, _), mixture, music in zip(work, mixtures, musics)]
+
+
+def _separate(context: tuple[Callable[[np.ndarray, int], np.ndarray], int], mixture: np.ndarray) -> np.ndarray:
+    separate, sample_rate = context
+    return separate(mixture, sample_rate)
 
 
 def training_set(clean: ClipSet, separated: Sequence[SeparatedMixture], clean_share: float) -> ClipSet:

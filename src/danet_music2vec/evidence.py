@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, get_args
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score, log_loss
-from tqdm.auto import tqdm
 
-if TYPE_CHECKING:  # scoring stored predictions (the names below) needs no model code
+if TYPE_CHECKING:  # scoring stored predictions (the names below) needs no model code, and no torch
     from danet_music2vec.classification import Classifier
+    from danet_music2vec.workers import Finished
 
 from danet_music2vec.params import ProductPath
 
@@ -203,18 +203,22 @@ def classify_mixtures(
     separated: pd.DataFrame,
     root: str | os.PathLike[str] = ".",
     progress: bool = True,
+    workers: int = 1,
+    finished: Finished | None = None,
+    settings: str = "",
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Classify every TEST mixture along every name in :data:`SCORED`.
+    """Classify every TEST mixture of ``mixtures`` along every name in :data:`SCORED`.
 
-    ``mixtures`` is data/mixtures.parquet (rendered with ``render_mixture``); ``separated`` is
-    data/separated/index.parquet (``mixture_id``, ``music_path`` relative to ``root``). Returns one
-    row per (mixture, input) with mixture_id, music_clip, input (a name of :data:`SCORED`),
-    true_label, predicted_label and ``p_<class>`` per class, and the seconds of mixture audio and of
-    classification (model time only, not decoding), from which the stage reports the real-time factor.
+    ``mixtures`` is data/mixtures.parquet (rendered with ``render_mixture``) or the rows of one shard of it
+    (:mod:`~danet_music2vec.shards`); ``separated`` is data/separated/index.parquet (``mixture_id``,
+    ``music_path`` relative to ``root``). Returns one row per (mixture, input) with mixture_id, music_clip,
+    input (a name of :data:`SCORED`), true_label, predicted_label and ``p_<class>`` per class, and the seconds
+    of mixture audio and of classification (model time on one thread, not decoding), from which the stage
+    reports the real-time factor. ``workers`` processes classify mixtures in parallel (each gets the
+    classifiers once); ``finished`` keeps each classified mixture so that a killed stage resumes, keyed with
+    ``settings`` (what identifies the classifiers, e.g. their files' hashes).
     """
-    from danet_music2vec.audio import load_audio
-    from danet_music2vec.data.mixing import render_mixture
-
     test = mixtures[mixtures["split"] == "test"].sort_values("mixture_id")
     if test.empty:
         raise ValueError("data/mixtures.parquet has no test mixtures; check split.* and mix.* and rerun `dvc repro mix`")
@@ -225,19 +229,42 @@ def classify_mixtures(
             f"data/separated/index.parquet lacks {len(missing)} test mixture(s) (e.g. {missing[0]}); "
             "it is older than data/mixtures.parquet: run `dvc repro separate`"
         )
-    rows: list[dict[str, object]] = []
-    audio_seconds = model_seconds = 0.0
-    for mix in tqdm(list(test.itertuples(index=False)), desc="classify", disable=not progress, leave=False):
-        rendered, rate = render_mixture(mix), int(mix.sample_rate)
-        music = load_audio(Path(root) / separated_paths[mix.mixture_id], rate)
-        started = time.perf_counter()
-        probas = reader.scored(rendered.music, rendered.mixture, music, rate)
-        model_seconds += time.perf_counter() - started
-        audio_seconds += len(rendered.mixture) / rate
-        for name, proba in probas.items():
-            rows.append({"mixture_id": mix.mixture_id, "music_clip": mix.music_clip, "input": name,
-                         "true_label": mix.label} | reader.row(proba))  # fmt: skip
-    return pd.DataFrame(rows), {"audio": audio_seconds, "classify": model_seconds}
+    from danet_music2vec.workers import item_key, map_items
+
+    items = [(mix, str(Path(root) / separated_paths[mix.mixture_id])) for _, mix in test.iterrows()]
+    keys = None if finished is None else [item_key(settings, mix.to_dict(), [mix.music_path, *mix.noise_paths, music])
+                                          for mix, music in items]  # fmt: skip
+    results = map_items(_classify_mixture, reader, items, workers, "classify", progress, finished, keys, on_progress)
+    rows = [row for mixture_rows, _, _ in results for row in mixture_rows]
+    return pd.DataFrame(rows), {"audio": sum(r[1] for r in results), "classify": sum(r[2] for r in results)}
+
+
+def classified_results(folder: str | os.PathLike[str]) -> Finished:
+    """Where the classify stage keeps each classified mixture: its prediction rows and its audio and model seconds."""
+    from danet_music2vec.workers import Finished
+
+    # Rows as (column, value) pairs: JSON files are written key-sorted, and the table keeps its columns' order.
+    return Finished(
+        folder,
+        lambda result: [[list(row.items()) for row in result[0]], *result[1:]],
+        lambda data: ([dict(pairs) for pairs in data[0]], *data[1:]),
+    )
+
+
+def _classify_mixture(reader: GenreReader, item: tuple[pd.Series, str]) -> tuple[list[dict[str, object]], float, float]:
+    """One test mixture along every path: its prediction rows, seconds of audio, seconds of model time."""
+    from danet_music2vec.audio import load_audio
+    from danet_music2vec.data.mixing import render_mixture
+
+    mix, music_path = item
+    rendered, rate = render_mixture(mix), int(mix.sample_rate)
+    music = load_audio(music_path, rate)
+    started = time.perf_counter()
+    probas = reader.scored(rendered.music, rendered.mixture, music, rate)
+    model_seconds = time.perf_counter() - started
+    rows = [{"mixture_id": mix.mixture_id, "music_clip": mix.music_clip, "input": name, "true_label": mix.label}
+            | reader.row(proba) for name, proba in probas.items()]  # fmt: skip
+    return rows, len(rendered.mixture) / rate, model_seconds
 
 
 def product_rule(adapted_path: str | os.PathLike[str]) -> ProductRule:

@@ -61,6 +61,7 @@ RENAMED: dict[str, str | None] = {
     "separate.kmeans_scope": "separate.danet.kmeans_scope",
     "separate.kmeans_init": "separate.danet.kmeans_init",
     "separate.resolve_order": "separate.danet.resolve_order",
+    "score.workers": "workers",  # separate and classify use the same processes
 }
 # Values of danet.objective -> separator.architecture.
 RENAMED_ARCHITECTURES = {"attractor": "danet", "chimera": "chimera", "mask": "mask"}
@@ -353,7 +354,6 @@ class ScoreParams(Group):
     bootstrap_seed: NonNegativeInt
     bootstrap_alpha: OpenShare
     spectral_gate: SpectralGateParams
-    workers: PositiveInt | Literal["auto"]  # auto: one process per core this process may use
     bss_eval: Literal["mir_eval", "fast_bss_eval"]  # the BSS Eval library: the same figures (docs/BENCHMARKS.md)
 
 
@@ -379,6 +379,7 @@ class Params(Group):
     """The whole of params.yaml."""
 
     noises: Annotated[StrictInt, AfterValidator(_one_or_two)]
+    workers: PositiveInt | Literal["auto"]  # the test-set stages' processes; auto: one per core this process may use
     data: DataParams
     split: SplitParams
     mix: MixParams

@@ -96,6 +96,12 @@ class Finished:
         """Called once the stage's outputs are written: nothing is left to resume."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def done(self, stage: str) -> None:
+        """:meth:`remove`, and say how many items were taken from an earlier run (or from a Kubeflow run's shards)."""
+        self.remove()
+        if self.reused:
+            print(f"{stage}: resumed: {self.reused} test mixtures were taken from {self.folder} (an earlier run or shards)")
+
 
 def item_key(context: str, item: Any, files: Iterable[str | os.PathLike[str]]) -> str:
     """A hash of what one item reads: ``context`` (settings, model hashes), the item itself (JSON, arrays as lists),

@@ -9,6 +9,12 @@ changes, so ``noises=2`` re-runs ``mix`` onwards and not ``train_music2vec``.
 Every DVC out (outs, metrics, plots) is an output artifact; a dep on another
 stage's out is the matching input artifact, and those artifact hand-offs are the
 task edges, so the pipeline's DAG is DVC's.
+
+The stages that work on test mixtures one by one (:data:`~danet_music2vec.shards.SHARDED`) fan out:
+a ``ParallelFor`` over the ``test_shards`` pipeline parameter's shards runs ``<stage> shard`` tasks
+(the stage with ``--shard K/N``), each handing over its finished mixtures (the stage's resume
+folder) as an artifact; the stage's own task then runs as DVC runs it with the union of those
+folders in place, takes every mixture from them and writes the same outs (:mod:`danet_music2vec.shards`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kfp import compiler, dsl
 
@@ -33,8 +39,13 @@ from danet_music2vec.kfp_pipeline.dvc_stages import (
     topological_order,
 )
 from danet_music2vec.params import read_params_yaml, yaml_text
+from danet_music2vec.shards import SHARDED, resume_folder
 
 PIPELINE_NAME = "danet-music2vec"
+SHARDS_PARAMETER = "test_shards"  # how many tasks each sharded stage fans out to (a pipeline parameter)
+DEFAULT_SHARDS = 4
+RUNNER = ["python", "-m", "danet_music2vec.kfp_pipeline.runner"]
+Role = Literal["stage", "shard", "merge"]  # a stage as DVC runs it; one shard of it; the stage over its shards
 
 
 def _stage_params(stages: list[Stage], leaves: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -43,10 +54,16 @@ def _stage_params(stages: list[Stage], leaves: Mapping[str, Any]) -> dict[str, l
     return {name: keys + undeclared for name, keys in declared.items()}
 
 
-def _component(stage: Stage, params: list[str], deps: list[str], image: str) -> Callable[..., Any]:
-    """A container component running ``stage`` through the runner, with a signature built from its DVC spec."""
+def _component(stage: Stage, params: list[str], deps: list[str], image: str, role: Role = "stage") -> Callable[..., Any]:
+    """A container component running ``stage`` through the runner, with a signature built from its DVC spec.
+
+    ``shard``: the stage with ``--shard`` (input ``shard``), whose one output is its resume folder; ``merge``: the
+    stage with the shards' folders (input ``shards``, a list of artifacts) placed in its resume folder first.
+    """
     inputs = [(kfp_name(key), str) for key in params] + [(path_name(p), dsl.Input[dsl.Artifact]) for p in deps]
-    outputs = [(path_name(p), dsl.Output[dsl.Artifact]) for p in stage.outs]
+    outs = [resume_folder(stage.name)] if role == "shard" else list(stage.outs)
+    inputs += {"stage": [], "shard": [("shard", str)], "merge": [("shards", dsl.Input[list[dsl.Artifact]])]}[role]
+    outputs = [(path_name(p), dsl.Output[dsl.Artifact]) for p in outs]
     names = [name for name, _ in inputs + outputs]
     if len(set(names)) != len(names):
         raise DvcYamlError(f"dvc.yaml: stage {stage.name}: two params or paths map to the same KFP name: {names}")
@@ -59,16 +76,36 @@ def _component(stage: Stage, params: list[str], deps: list[str], image: str) -> 
             args += ["--param", key, value[kfp_name(key)]]
         for path in deps:
             args += ["--dep", path, value[path_name(path)].path]
-        for path in stage.outs:
+        for path in outs:
             args += ["--out", path, value[path_name(path)].path]
-        return dsl.ContainerSpec(image=image, command=["python", "-m", "danet_music2vec.kfp_pipeline.runner"], args=args)
+        if role == "shard":
+            args += ["--shard", value["shard"]]
+        if role == "merge":  # the task's executor input lists the shards' artifacts, as a Python component reads them
+            args += ["--shards", resume_folder(stage.name), dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER]
+        return dsl.ContainerSpec(image=image, command=RUNNER, args=args)
 
-    container.__name__ = stage.name
-    container.__doc__ = f"DVC stage {stage.name}: {stage.cmd}"
+    name = stage.name if role != "shard" else f"{stage.name}_shard"
+    container.__name__ = name
+    container.__doc__ = f"DVC stage {stage.name}{' (one shard)' if role == 'shard' else ''}: {stage.cmd}"
     container.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind) for name, kind in inputs + outputs]
     )
     return dsl.container_component(container)
+
+
+def _shard_list(image: str) -> Callable[..., Any]:
+    """The component that turns ``test_shards`` into the ParallelFor's items (``["0/4", ..., "3/4"]``)."""
+
+    def test_shards(count: Any, specs: Any) -> dsl.ContainerSpec:
+        return dsl.ContainerSpec(image=image, command=[*RUNNER[:2], "danet_music2vec.kfp_pipeline.fanout"], args=[count, specs])
+
+    # Built, not annotated: this module's annotations are strings (``from __future__ import annotations``), which KFP
+    # does not read as types.
+    test_shards.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("count", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int),
+         inspect.Parameter("specs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dsl.OutputPath(list))]
+    )  # fmt: skip
+    return dsl.container_component(test_shards)
 
 
 def build_pipeline(
@@ -81,24 +118,36 @@ def build_pipeline(
     """
     params = read_params_yaml(params_yaml)
     leaves = param_leaves(params)
+    if kfp_name(SHARDS_PARAMETER) in {kfp_name(leaf) for leaf in leaves}:
+        raise DvcYamlError(f"params.yaml: {SHARDS_PARAMETER} is the pipeline's own parameter; rename that key")
     stages = topological_order(load_stages(dvc_yaml, params))
     inputs = stage_inputs(stages)
     stage_params = _stage_params(stages, leaves)
-    components = {
-        stage.name: _component(stage, stage_params[stage.name], [out for _, out in inputs[stage.name]], image)
-        for stage in stages
-    }
+    deps = {stage.name: [out for _, out in inputs[stage.name]] for stage in stages}
+    components = {stage.name: _component(stage, stage_params[stage.name], deps[stage.name], image,
+                                         "merge" if stage.name in SHARDED else "stage") for stage in stages}  # fmt: skip
+    shard_components = {stage.name: _component(stage, stage_params[stage.name], deps[stage.name], image, "shard")
+                        for stage in stages if stage.name in SHARDED}  # fmt: skip
+    shard_list = _shard_list(image)
 
-    def pipeline(*values: str) -> None:
-        value = dict(zip([kfp_name(leaf) for leaf in leaves], values))
+    def with_env(task: Any, display_name: str) -> Any:
+        task.set_display_name(display_name)
+        for name, text in (env or {}).items():
+            task.set_env_variable(name, text)
+        return task
+
+    def pipeline(*values: Any) -> None:
+        value = dict(zip([kfp_name(leaf) for leaf in leaves] + [SHARDS_PARAMETER], values))
+        specs = with_env(shard_list(count=value[SHARDS_PARAMETER]), "test shards").outputs["specs"]
         produced: dict[str, Any] = {}  # DVC out path -> the task output that carries it
         for stage in stages:
             arguments = {kfp_name(key): value[kfp_name(key)] for key in stage_params[stage.name]}
             arguments |= {path_name(out): produced[out] for _, out in inputs[stage.name]}
-            task = components[stage.name](**arguments)
-            task.set_display_name(stage.name)
-            for name, text in (env or {}).items():
-                task.set_env_variable(name, text)
+            if stage.name in SHARDED:
+                with dsl.ParallelFor(specs) as spec:
+                    shard = with_env(shard_components[stage.name](shard=spec, **arguments), f"{stage.name} shard")
+                arguments["shards"] = dsl.Collected(shard.outputs[path_name(resume_folder(stage.name))])
+            task = with_env(components[stage.name](**arguments), stage.name)
             produced |= {out: task.outputs[path_name(out)] for out in stage.outs}
 
     pipeline.__name__ = PIPELINE_NAME.replace("-", "_")
@@ -108,6 +157,7 @@ def build_pipeline(
             inspect.Parameter(kfp_name(leaf), inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=yaml_text(v))
             for leaf, v in leaves.items()
         ]
+        + [inspect.Parameter(SHARDS_PARAMETER, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int, default=DEFAULT_SHARDS)]
     )
     return dsl.pipeline(name=PIPELINE_NAME)(pipeline)
 

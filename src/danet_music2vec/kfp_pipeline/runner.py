@@ -9,11 +9,18 @@ expects its dep, writes the ``--param`` values (YAML, as ``dvc exp run -S`` take
 them) into ``params.yaml``, removes the stage's outs as ``dvc repro`` does, runs
 the stage's own ``cmd`` from dvc.yaml, and copies each out to its output artifact
 path, from which KFP uploads it.
+
+A shard task adds ``--shard K/N`` (the stage computes one block of the test set into its
+resume folder, the task's one out); the stage's task after the shards adds
+``--shards FOLDER EXECUTOR_INPUT``: the task's executor input (KFP's ``{{$}}``), whose list of
+artifacts ``shards`` holds the shards' folders, merged into ``FOLDER`` before the stage runs
+(:mod:`danet_music2vec.shards`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -43,6 +50,23 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def artifact_paths(executor_input: str, name: str) -> list[Path]:
+    """Local paths of the list of artifacts ``name`` in a task's executor input (the JSON KFP puts for ``{{$}}``, as
+    lightweight Python components receive it). KFP's own rule maps each URI to where the launcher put its files."""
+    from kfp import dsl
+
+    artifacts = json.loads(executor_input)["inputs"]["artifacts"][name]["artifacts"]
+    return [Path(dsl.Artifact(uri=a["uri"], metadata=a.get("metadata") or {}).path) for a in artifacts]
+
+
+def merge_folders(sources: Sequence[Path], target: Path) -> None:
+    """Copy every file of ``sources`` into ``target`` (a shard's resume folder holds its own mixtures' files only)."""
+    _remove(target)
+    target.mkdir(parents=True)
+    for source in sources:
+        shutil.copytree(source, target, dirs_exist_ok=True)
+
+
 def write_params(path: Path, values: Sequence[tuple[str, str]]) -> None:
     """Overwrite ``path``'s leaves with YAML-encoded ``values``; the result is validated before it is written."""
     params = yaml.safe_load(path.read_text())
@@ -62,8 +86,13 @@ def run_stage(
     deps: Sequence[tuple[str, str]],
     outs: Sequence[tuple[str, str]],
     run_name: str | None = None,
+    shard: str | None = None,
+    shards: tuple[str, Sequence[Path]] | None = None,
 ) -> None:
     """Place the deps, write the params, run ``cmd`` in ``workdir`` and copy the outs out.
+
+    ``shard``: run ``cmd --shard <shard>``; ``shards``: (the stage's resume folder, the shards' folders) merged
+    there before ``cmd`` runs.
 
     ``run_name`` (the KFP run's) stands in for the DVC experiment name, which names the
     MLflow parent run: every step of one pipeline run logs under one parent, as the stages
@@ -74,8 +103,10 @@ def run_stage(
     write_params(workdir / "params.yaml", params)
     for rel, _artifact in outs:
         _remove(workdir / rel)
+    if shards is not None:
+        merge_folders(shards[1], workdir / shards[0])
     env = os.environ | ({"DVC_EXP_NAME": f"kfp-{run_name}"} if run_name else {})
-    subprocess.run(shlex.split(cmd), cwd=workdir, env=env, check=True)
+    subprocess.run(shlex.split(cmd) + (["--shard", shard] if shard else []), cwd=workdir, env=env, check=True)
     for rel, artifact in outs:
         produced = workdir / rel
         if not produced.exists():
@@ -93,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--param", metavar=("KEY", "YAML"), **pair)
     parser.add_argument("--dep", metavar=("PATH", "ARTIFACT"), **pair)
     parser.add_argument("--out", metavar=("PATH", "ARTIFACT"), **pair)
+    parser.add_argument("--shard", metavar="K/N", help="run one shard of the stage's test mixtures")
+    parser.add_argument("--shards", nargs=2, metavar=("FOLDER", "EXECUTOR_INPUT"),
+                        help="the task's executor input (KFP's {{$}}): its artifacts `shards` are merged into FOLDER")
     args = parser.parse_args(argv)
+    shards = None if args.shards is None else (args.shards[0], artifact_paths(args.shards[1], "shards"))
     try:
-        run_stage(args.workdir, args.cmd, args.param, args.dep, args.out, args.run_name)
+        run_stage(args.workdir, args.cmd, args.param, args.dep, args.out, args.run_name, args.shard, shards)
     except subprocess.CalledProcessError as err:
         print(f"{args.stage}: `{args.cmd}` exited with status {err.returncode}", file=sys.stderr)
         return err.returncode
