@@ -89,6 +89,8 @@ def test_fit_line_and_slope() -> None:
     assert linear["intercept"] == pytest.approx(5) and linear["per_item"] == pytest.approx(2)
     assert 0.8 < linear["loglog_slope"] < 1.0  # the intercept bends it below 1
     assert fit_line(n, [x**2 for x in n])["loglog_slope"] == pytest.approx(2)
+    falling = fit_line(n, [12.0, 10.0, 8.0])  # timing noise around a constant
+    assert falling["per_item"] == 0 and falling["intercept"] == pytest.approx(10)
 
 
 def test_projection_on_the_measured_cores_and_the_16_core_model() -> None:
