@@ -55,3 +55,49 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(result | {"machine": machine()}, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+class TreeRss:
+    """Peak memory (MiB) of process ``pid`` and all its descendants, sampled every ``interval`` s.
+
+    ``peak_tree_mib`` is the largest total at one instant: the process's resident set plus each
+    descendant's unique set (its private pages). A worker's libraries are shared with the process it
+    came from, and a child between ``fork`` and ``exec`` (``git`` started by mlflow) shares all of its
+    parent's pages: adding their resident sets would count that memory twice. ``peak_main_mib`` is the
+    process's own resident set, ``peak_child_mib`` the largest unique set of one descendant (a worker).
+    """
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self._proc = psutil.Process(pid)
+        self._interval = interval
+        self.peak_tree_mib = self.peak_main_mib = self.peak_child_mib = 0.0
+
+    def __enter__(self) -> "TreeRss":
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _mib(proc: psutil.Process, unique: bool) -> float:
+        try:
+            return (proc.memory_full_info().uss if unique else proc.memory_info().rss) / 2**20
+        except psutil.Error:  # it ended between listing and reading
+            return 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                children = self._proc.children(recursive=True)
+            except psutil.Error:
+                return
+            main = self._mib(self._proc, unique=False)
+            child = [self._mib(c, unique=True) for c in children]
+            self.peak_main_mib = max(self.peak_main_mib, main)
+            self.peak_child_mib = max([self.peak_child_mib, *child])
+            self.peak_tree_mib = max(self.peak_tree_mib, main + sum(child))
+            self._stop.wait(self._interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

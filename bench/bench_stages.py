@@ -6,12 +6,16 @@ The stage scripts run in dvc.yaml's order in a temporary copy of the repository'
 files (the sample data included), so the workspace's outputs are untouched; MLflow logs go
 to a throwaway store there. Both training stages are shortened to ``--epochs`` epochs; their
 training time per epoch is scaled to params.yaml's epochs (``projected_seconds``). Peak
-memory is the stage process's maximum resident set size, from ``os.wait4``.
+memory: ``peak_rss_mib`` is the largest single process of the stage (its own or a worker's maximum
+resident set size, from ``os.wait4``), ``peak_tree_mib`` the largest total over the stage's process
+tree (``_util.TreeRss``, sampled every 0.1 s; score and sweep run ``score.workers`` processes).
+``cpu_seconds`` is user + system time of the stage and every process it waited for.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -24,13 +28,15 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write_result  # noqa: E402
+from _util import TreeRss, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# Training stages: (metrics file, key of the training seconds in it, params group).
+# Training stages: (metrics file, key of the training seconds in it, params group of their epochs).
+# adapt_music2vec also trains a clean classifier again (music2vec.epochs): projected_seconds says how.
 TRAINING = {
-    "train_danet": ("metrics/train_danet.json", "seconds", "danet"),
+    "train_separator": ("metrics/train_separator.json", "seconds", "separator"),
     "train_music2vec": ("metrics/train_music2vec.json", "train_seconds", "music2vec"),
+    "adapt_music2vec": ("metrics/adapt_music2vec.json", "train_seconds", "adapt_music2vec"),
 }
 
 
@@ -44,17 +50,56 @@ def copy_repo(dest: Path) -> None:
 
 
 def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Run one stage's command as DVC would; its wall and CPU seconds and peak memory (module docstring)."""
     start = time.perf_counter()
     argv = cmd.split()
     if argv[0] == "python":  # this interpreter (the project's venv), as `make` runs DVC from it
         argv[0] = sys.executable
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    with TreeRss(proc.pid) as tree:
+        stderr = proc.stderr.read() if proc.stderr else b""
+        _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed:\n{stderr.decode(errors='replace')[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}  # ru_maxrss is in KiB on Linux
+    # wait4 reports the stage and every descendant it waited for: ru_maxrss is the largest one (KiB on Linux).
+    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "peak_tree_mib": tree.peak_tree_mib, "peak_main_rss_mib": tree.peak_main_mib,
+            "peak_worker_uss_mib": tree.peak_child_mib}  # fmt: skip
+
+
+def shorten_training(params: dict, epochs: int) -> dict:
+    """A copy of ``params`` (params.yaml as a dict) with every training stage cut to at most ``epochs`` epochs."""
+    short = copy.deepcopy(params)
+    for group in ("separator", "music2vec", "adapt_music2vec"):
+        short[group]["epochs"] = min(epochs, params[group]["epochs"])
+    for architecture in ("chimera", "danet"):
+        short["separator"][architecture]["kmeans_epochs"] = min(epochs, params["separator"][architecture]["kmeans_epochs"])
+    return short
+
+
+def projected_seconds(name: str, seconds: float, metrics: dict, short: dict, full: dict,
+                      music2vec_per_epoch: float | None = None) -> dict[str, float]:  # fmt: skip
+    """A shortened training stage's time at ``full``'s epochs: its training seconds per epoch, scaled.
+
+    Empty for a stage that trained nothing (``separator.start: shipped`` copies a network). adapt_music2vec
+    trains three times: a clean classifier without its validation tracks (``music2vec.epochs``, at
+    ``music2vec_per_epoch``, train_music2vec's seconds per epoch, times the share of tracks it keeps), the
+    fine-tuning of that one on the same share, and the fine-tuning on every track (its ``train_seconds``).
+    """
+    _, key, group = TRAINING[name]
+    if key not in metrics:
+        return {}
+    run, target = short[group]["epochs"], full[group]["epochs"]
+    per_epoch = metrics[key] / run
+    extra = per_epoch * (target - run)
+    if name == "adapt_music2vec":
+        if music2vec_per_epoch is None:
+            raise ValueError("adapt_music2vec's projection needs train_music2vec's seconds per epoch")
+        kept = 1 - metrics["validation_clips"] / metrics["train_clips"]
+        extra *= 1 + kept
+        extra += music2vec_per_epoch * kept * (full["music2vec"]["epochs"] - short["music2vec"]["epochs"])
+    return {"epochs_run": run, "seconds_per_epoch": per_epoch, "projected_seconds": seconds + extra}
 
 
 def main() -> None:
@@ -67,23 +112,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         copy_repo(work)
-        short = yaml.safe_load((work / "params.yaml").read_text())
-        short["danet"] |= {"epochs": args.epochs, "kmeans_epochs": min(1, params["danet"]["kmeans_epochs"])}
-        short["music2vec"]["epochs"] = args.epochs
+        short = shorten_training(params, args.epochs)
         (work / "params.yaml").write_text(yaml.safe_dump(short, sort_keys=False))
         env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": "bench-stages"}
         for name, stage in stages.items():
             print(f"== {name}", flush=True)
             row = {"stage": name} | run_stage(name, stage["cmd"], work, env)
             if name in TRAINING:
-                path, key, group = TRAINING[name]
-                train_seconds = json.loads((work / path).read_text())[key]
-                per_epoch = train_seconds / args.epochs
-                row |= {
-                    "epochs_run": args.epochs,
-                    "seconds_per_epoch": per_epoch,
-                    "projected_seconds": row["seconds"] - train_seconds + per_epoch * params[group]["epochs"],
-                }
+                metrics = json.loads((work / TRAINING[name][0]).read_text())
+                per_epoch = next((r["seconds_per_epoch"] for r in results if r["stage"] == "train_music2vec"), None)
+                row |= projected_seconds(name, row["seconds"], metrics, short, params, per_epoch)
             results.append(row)
     projected = sum(r.get("projected_seconds", r["seconds"]) for r in results)
     write_result(

@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_features.py", "bench_separation.py", "bench_denoise.py", "bench_training.py", "bench_noop_repro.py", "bench_stages.py",
     "bench_paper_scale.py", "bench_tracking.py", "bench_dvc_remote.py", "bench_scoring_workers.py",
-    "bench_bss_eval.py",
+    "bench_bss_eval.py", "bench_cost_curve.py",
 ]  # fmt: skip
 
 
