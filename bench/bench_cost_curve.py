@@ -71,10 +71,11 @@ SAMPLE_TEST_CLIPS = 9  # the sample's test music clips: scale 1
 # 100 noise clips: two per ESC-50 category, as the sample (a category of one clip never goes to test).
 TEST_AXIS = {"train_music": 31, "noise": 100, "genres": 10, "categories": 50}
 QUICK = {"scales": [0.34, 0.67], "fractions": [0.02, 0.04], "train_music": 13, "noise": 40, "genres": 4, "categories": 10}
-# Stages that split their per-mixture work over score.workers processes (one per core by default).
-WORKER_STAGES = {"score", "sweep"}
-# Stages whose work is torch ops, in one process on all cores (intra-op threads).
-TORCH_STAGES = {"features", "train_separator", "train_music2vec", "adapt_music2vec", "separate", "classify"}
+# Stages that split their per-mixture work over `workers` processes (one per core by default).
+WORKER_STAGES = {"separate", "classify", "score", "sweep"}
+# Stages whose work is torch ops, in one process on all cores (intra-op threads). adapt_music2vec also separates its
+# training mixtures in `workers` processes; modelled as torch work, its larger part (fine-tuning, twice).
+TORCH_STAGES = {"features", "train_separator", "train_music2vec", "adapt_music2vec"}
 # Their parallel fraction (Amdahl), from the 1- and 2-thread throughputs in docs/BENCHMARKS.md (training
 # speed: music2vec 42.2 -> 59.8 crops/s, a speed-up of 1.42 = 1 / (1 - p + p / 2)).
 TORCH_PARALLEL_FRACTION = 2 * (1 - 42.2 / 59.8)
