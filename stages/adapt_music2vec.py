@@ -77,7 +77,8 @@ def main() -> None:
 
         mixing = dict(separate=MusicOf(separator), sample_rate=rate, noise_counts=cfg.noises, snr_db=snr_db, seed=cfg.seed,
                       workers=worker_count(params.workers))
-        mixtures = separated_mixtures(clips, range(len(clips.waves)), noises, per_clip=cfg.mixtures_per_clip, stream=0, **mixing)
+        mixtures = separated_mixtures(clips, range(len(clips.waves)), noises, per_clip=cfg.mixtures_per_clip, stream=0,
+                                      music_only=True, **mixing)  # fmt: skip
         val_mixtures = separated_mixtures(clips, val, noises, per_clip=cfg.val_mixtures_per_clip, stream=1, **mixing)
         adapted_from = {"separator_sha256": sha256_file(SEPARATOR), "clean_sha256": sha256_file(CLEAN)}
         device = resolve_device(cfg.device)

@@ -34,8 +34,14 @@ class SeparatedMixture:
     """One training track mixed with noise and separated: what the adapted classifier learns from or is validated on."""
 
     clip: int  # index of the track in its ClipSet
-    mixture: np.ndarray
-    music: np.ndarray  # the separator's music estimate, at the ClipSet's rate
+    mixture: np.ndarray | None  # None where only the music is kept (training mixtures)
+    music: np.ndarray  # the separator's music estimate, at the ClipSet's rate (float16 for training: see BLOCK)
+
+
+# Training mixtures are mixed and separated this many at a time, and only their music is kept, as float16: at the
+# `full` profile's 700 training tracks x 4 mixtures, every mixture and its music as float32 would need about 15 GB
+# (docs/BENCHMARKS.md, cost curve). music2vec trains on float32 copies of random crops (random_crops).
+BLOCK = 256
 
 
 def held_out(groups: Sequence[str], labels: Sequence[int], per_genre: int, seed: int) -> list[int]:
@@ -90,22 +96,29 @@ def separated_mixtures(
     stream: int = 0,
     progress: bool = True,
     workers: int = 1,
+    music_only: bool = False,
 ) -> list[SeparatedMixture]:
     """``per_clip`` mixtures of every clip at the indices ``tracks``, each with a noise count drawn from ``noise_counts`` and an SNR from
     ``snr_db``, separated by ``separate`` in ``workers`` processes (one thread each, so the music does not depend on
     how many; ``separate`` must then pickle, as :class:`MusicOf` does). Mixture ``k`` of clip ``i`` depends on
-    ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams)."""
+    ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams). ``music_only``: keep
+    only each mixture's music, as float16 (the training set; :data:`BLOCK` says why)."""
     if len(noises) < max(noise_counts):
         raise ValueError(f"{len(noises)} training noise clip(s): mixtures of {max(noise_counts)} noises need that many")
     work = [(int(i), k) for i in tracks for k in range(per_clip)]
-    mixtures = []
-    for i, k in work:
-        rng = np.random.default_rng([seed, stream, i, k])
-        count = int(noise_counts[int(rng.integers(len(noise_counts)))])
-        picked = [noises[int(j)] for j in rng.choice(len(noises), size=count, replace=False)]
-        mixtures.append(mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng))
-    musics = map_items(_separate, (separate, sample_rate), mixtures, workers, "separate training mixtures", progress)
-    return [SeparatedMixture(i, mixture, music) for (i, _), mixture, music in zip(work, mixtures, musics)]
+    out = []
+    for first in range(0, len(work), BLOCK):
+        block = work[first : first + BLOCK]
+        mixtures = []
+        for i, k in block:
+            rng = np.random.default_rng([seed, stream, i, k])
+            count = int(noise_counts[int(rng.integers(len(noise_counts)))])
+            picked = [noises[int(j)] for j in rng.choice(len(noises), size=count, replace=False)]
+            mixtures.append(mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng))
+        musics = map_items(_separate, (separate, sample_rate), mixtures, workers, "separate training mixtures", progress)
+        out += [SeparatedMixture(i, None, music.astype(np.float16)) if music_only else SeparatedMixture(i, mixture, music)
+                for (i, _), mixture, music in zip(block, mixtures, musics)]  # fmt: skip
+    return out
 
 
 def _separate(context: tuple[Callable[[np.ndarray, int], np.ndarray], int], mixture: np.ndarray) -> np.ndarray:
