@@ -48,7 +48,7 @@ from danet_music2vec.distributed import World
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.dynamic_mixing import EXTRA_PREFIX, DynamicMixer, MixedBatches, split_groups
 from danet_music2vec.features import FeatureStore
-from danet_music2vec.models import DANet, MaskNetwork
+from danet_music2vec.models import DANet, MaskNetwork, TcnMaskNetwork
 from danet_music2vec.models.encoder import log1p_magnitude
 from danet_music2vec.params import SeparatorParams
 from danet_music2vec.separator_training.objectives import epoch_attractors, training_step, validate
@@ -116,7 +116,7 @@ def data_fingerprint(store: FeatureStore) -> str:
 
 
 def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None = None) -> nn.Module:
-    """The network of ``cfg.architecture``: the mask network, or DANet (with a mask head for chimera).
+    """The network of ``cfg.architecture``: the BLSTM or the TCN mask network, or DANet (with a mask head for chimera).
 
     ``init``: a loaded separator checkpoint to start from (``separator.start: finetune``): its network and weights.
     """
@@ -125,6 +125,8 @@ def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None
             raise SourceError(f"the separator to fine-tune works on {init['model_config']['n_freq']} frequency bins, the "
                               f"features on {n_freq}; set the stft params it was trained with: {init['stft']}")  # fmt: skip
         return checkpoints.network(init).train()
+    if cfg.architecture == "tcn":
+        return TcnMaskNetwork(n_freq, **cfg.tcn.model_dump(), n_sources=len(SOURCES), input_norm=cfg.input_norm)
     if cfg.embedding is None:
         return MaskNetwork(n_freq, hidden=cfg.hidden, layers=cfg.layers, n_sources=len(SOURCES), dropout=cfg.dropout,
                            input_norm=cfg.input_norm)  # fmt: skip
