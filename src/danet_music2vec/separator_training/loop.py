@@ -190,6 +190,12 @@ def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple
     return train, DynamicMixer(store, music_val, noise_val, noises, cfg.train_snr_db, cfg.max_gain_db)
 
 
+def validation_batches(val_mixer: DynamicMixer, cfg: SeparatorParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``val_examples`` held-out mixtures every epoch is scored on, in batches: the same for every network that
+    shares the data, ``seed``, ``val_fraction`` and ``val_examples``."""
+    return val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size)
+
+
 @dataclass
 class _Progress:
     """What the checkpoint carries from one epoch to the next."""
@@ -357,7 +363,7 @@ def train_separator(
     if len(store) == 0:
         raise SourceError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
     train_mixer, val_mixer = make_mixers(store, cfg, noises)
-    val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
+    val_batches = validation_batches(val_mixer, cfg) if val_mixer else []
     torch.manual_seed(cfg.seed)
     model = build_network(cfg, store.config.n_freq, init)
     if init is None and cfg.input_norm == "bin_log1p":
