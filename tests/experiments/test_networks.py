@@ -103,7 +103,7 @@ def test_the_report_tabulates_every_network_and_says_what_int8_costs(tmp_path: P
     assert (tmp_path / "curves.png").stat().st_size > 0
     rows = [line for line in text.splitlines() if line.startswith("| blstm") or line.startswith("| tcn")]
     assert len(rows) == 2 and "| 4.50 at 1.0 | 4.00 |" in rows[0] and "| 6.00 at 1.5 | 6.00 |" in rows[1]
-    assert "1.5 minutes of wall time on 2 threads" in text and "| 50x | 100x |" in rows[0]
-    assert "| int8 | 80x | 160x |" in text and "int8 costs nothing measurable" in text
+    assert "1.5 minutes of wall time on 2 threads" in text and "| 50.0x | 100.0x |" in rows[0]
+    assert "| int8 | 80.0x | 160.0x |" in text and "int8 costs nothing measurable" in text
     assert int8_verdict(_int8_test(-0.08, [-0.12, -0.03])) == "costs something measurable"
     assert int8_verdict(_int8_test(-0.06, [-0.12, 0.01])) == "costs something measurable"  # |mean| is not under 0.05
