@@ -26,8 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import write_result  # noqa: E402
 
-from danet_music2vec.audio import load_audio  # noqa: E402
-from danet_music2vec.data.mixing import noise_gains, tile  # noqa: E402
+from danet_music2vec.data.mixing import looped_mixture  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,16 +37,10 @@ LONG_SECONDS = 600.0
 REPEATS = 5
 
 
-def noisy(music: Path, noise: Path, rate: int, seconds: float) -> np.ndarray:
-    n = int(seconds * rate)
-    m, z = tile(load_audio(music, rate), 0, n), tile(load_audio(noise, rate), 0, n)
-    return m + np.float32(noise_gains(m, [z], 0.0)[0]) * z
-
-
 def real_time(separator: Separator, threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     rate = 22050
-    wave = noisy(MUSIC[0], NOISE[0], rate, SECONDS)
+    wave = looped_mixture(MUSIC[0], NOISE[0], rate, SECONDS)
     separator.separate(wave, rate)  # warm-up
     times = []
     for _ in range(REPEATS):
@@ -61,7 +54,7 @@ def real_time(separator: Separator, threads: int) -> dict[str, float]:
 def long_stereo(folder: Path) -> dict[str, float]:
     rate = 44100
     path = folder / "long.wav"
-    channels = [noisy(MUSIC[i], NOISE[i], rate, LONG_SECONDS) for i in (1, 2)]
+    channels = [looped_mixture(MUSIC[i], NOISE[i], rate, LONG_SECONDS) for i in (1, 2)]
     sf.write(path, 0.5 * np.stack(channels, axis=1), rate, subtype="PCM_16")
     del channels
     start = time.perf_counter()

@@ -1,13 +1,14 @@
 """Separator files side by side on the pipeline's test mixtures: GNSDR at 8 kHz (the paper) and at full band.
 
     python bench/bench_separators.py [--validation] --separator shipped=src/danet_music2vec/pretrained/separator.pt \
-        old=/path/to/old.pt [--snr 0] [--override chunk_frames=400 precision=bf16] [--name separators]
+        old=/path/to/old.pt [--snr 0] [--override chunk_frames=400 precision=bf16] [--int8] [--name separators]
 
 Run in a workspace whose `dvc repro mix` ran (data/mixtures.parquet and the audio it names). Every test mixture
 is rendered (at --snr dB when given, else at the manifest's gains), separated with `Separator.separate` at its own
 rate as `dm2v denoise` does, and scored with BSS Eval as the score stage does: at 8 kHz (output and sources
 resampled) and at the mixture's full rate. Paired differences against the first separator come with 95% intervals
-resampled by test clip. Writes bench/results/<name>.json.
+resampled by test clip. --int8 also scores each separator with int8 dynamic quantization of its network
+(NAME-int8; danet_music2vec.experiments.networks.int8_separator). Writes bench/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from _util import write_result  # noqa: E402
 from danet_music2vec.audio import load_audio, resample  # noqa: E402
 from danet_music2vec.data.mixing import Rendered, render_mixture, tile  # noqa: E402
 from danet_music2vec.dynamic_mixing import split_groups  # noqa: E402
+from danet_music2vec.experiments.networks import int8_separator  # noqa: E402
 from danet_music2vec.metrics import global_scores, paired_difference, separation_scores  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
@@ -101,6 +103,7 @@ def main() -> None:
                         help="score on the profile's held-out validation tracks x noise recordings instead (12 s, 0 dB or --snr)")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="--validation: separator.val_fraction of the runs")
     parser.add_argument("--seed", type=int, default=0, help="--validation: separator.seed of the runs")
+    parser.add_argument("--int8", action="store_true", help="also score every separator with int8 dynamic quantization")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
     if args.validation:
@@ -108,8 +111,11 @@ def main() -> None:
     else:
         items = test_items(args.snr)
     tables, result = {}, {}
-    for name, path in (item.split("=", 1) for item in args.separator):
-        separator = Separator.load(path, device="cpu", **overrides)
+    separators = [(name, path, Separator.load(path, device="cpu", **overrides))
+                  for name, path in (item.split("=", 1) for item in args.separator)]  # fmt: skip
+    if args.int8:
+        separators += [(f"{name}-int8", path, int8_separator(separator)) for name, path, separator in separators]
+    for name, path, separator in separators:
         table, x_real_time = score(separator, items)
         tables[name] = table
         result[name] = {"path": path, "model_rate": separator.cfg.sample_rate, "x_real_time": x_real_time,
@@ -125,8 +131,8 @@ def main() -> None:
                                              groups=list(table["clip"]))  # fmt: skip
             result[name][f"{key}_vs_{reference}"] = {"mean": diff, "ci95": [lo, hi]}
     what = "the profile's held-out validation tracks and noise recordings" if args.validation else "the test mixtures"
-    write_result(args.name, {"benchmark": f"separator files on {what}", "mixtures": len(items),
-                             "snr_db": args.snr, "overrides": overrides, "separators": result})  # fmt: skip
+    write_result(args.name, {"benchmark": f"separator files on {what}", "mixtures": len(items), "snr_db": args.snr,
+                             "overrides": overrides, "int8": args.int8, "separators": result})  # fmt: skip
 
 
 if __name__ == "__main__":

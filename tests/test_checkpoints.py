@@ -22,7 +22,7 @@ def _same_outputs(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> No
         torch.testing.assert_close(a.eval()(x), b.eval()(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("architecture", ["mask", "chimera", "danet"])
+@pytest.mark.parametrize("architecture", ["mask", "chimera", "danet", "tcn"])
 def test_a_separator_round_trips(tmp_path: Path, architecture: str) -> None:
     store = make_store(tmp_path / "features")
     result = train_separator(store, small(architecture=architecture, epochs=2), tmp_path / "ck.pt", progress=False)

@@ -110,6 +110,38 @@ def test_used_keeps_only_the_architecture_in_use(params):
     assert "danet" not in parsed.used()["separate"]
 
 
+def test_the_tcn_group_is_the_tcn_architectures_only(params):
+    params["separator"]["architecture"] = "tcn"
+    parsed = parse_params(params)
+    assert parsed.separator.embedding is None
+    assert "tcn" in parsed.separator.used() and "mask" not in parsed.separator.used()
+    assert parsed.used()["separate"]["tcn"] == {}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"kernel": 4}, r"separator.tcn.kernel=4: must be odd: a non-causal convolution is centred on its frame"),
+        ({"dilation": 2}, "unknown key 'separator.tcn.dilation'"),
+        ({"channels": 0}, "separator.tcn.channels=0"),
+        ({"blocks": 13}, "separator.tcn.blocks=13"),
+        ({"repeats": 1.5}, "separator.tcn.repeats=1.5"),
+        ({"blocks": 8}, r"separator.tcn.blocks=8: the largest dilation \(128 frames\) must be below stft.chunk_frames \(100\)"),
+    ],
+)
+def test_bad_tcn_keys_name_the_key(params, change, message):
+    params["separator"]["architecture"] = "tcn"
+    params["separator"]["tcn"] |= change
+    with pytest.raises(ParamError, match=message):
+        parse_params(params)
+
+
+def test_a_missing_tcn_key_is_an_error_for_any_architecture(params):
+    del params["separator"]["tcn"]["repeats"]
+    with pytest.raises(ParamError, match="missing key 'separator.tcn.repeats'"):
+        parse_params(params)
+
+
 def test_unreadable_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("noises: [\n")
     with pytest.raises(ParamError, match="not valid YAML"):

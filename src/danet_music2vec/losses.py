@@ -119,6 +119,23 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(target.square().sum(-1) / ((estimate - target).square().sum(-1) + _TINY) + _TINY)
 
 
+def si_sdr_loss(estimate: torch.Tensor, reference: torch.Tensor, permutation_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative SI-SDR of waveforms ``estimate`` against ``reference``, both ``(B, C, samples)``, averaged over the
+    audible sources of each example and over the batch; returns ``(loss, order)`` as :func:`mask_target_loss`.
+
+    The ``si_sdr`` loss of the mask networks (through the inverse STFT) and of time-domain networks alike.
+    """
+    n = reference.shape[1]
+    perms = list(itertools.permutations(range(n))) if permutation_invariant else [tuple(range(n))]
+    # A silent source (a chunk of digital silence) has no SI-SDR: it does not count.
+    audible = (reference.square().mean(-1) > _TINY).to(reference.dtype)  # (B, C)
+    per_perm = []
+    for p in perms:
+        value = si_sdr(estimate[:, list(p)], reference)
+        per_perm.append(-(value * audible).sum(-1) / audible.sum(-1).clamp_min(1.0))
+    return _best_order(torch.stack(per_perm), perms)
+
+
 def _best_order(per_perm: torch.Tensor, perms: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
     best, idx = per_perm.min(0)
     return best.mean(), torch.tensor(perms, device=idx.device)[idx]
@@ -157,11 +174,5 @@ def mask_loss(
         length = (mix.shape[1] - 1) * stft_cfg.hop
         reference = istft(sources.movedim(0, 1), stft_cfg, length)  # (B, C, L)
         estimate = istft(masks.movedim(-1, 1) * mix.unsqueeze(1), stft_cfg, length)  # (B, C, L)
-        # A silent source (a chunk of digital silence) has no SI-SDR: it does not count.
-        audible = (reference.square().mean(-1) > _TINY).to(reference.dtype)  # (B, C)
-        per_perm = []
-        for p in perms:
-            value = si_sdr(estimate[:, list(p)], reference)
-            per_perm.append(-(value * audible).sum(-1) / audible.sum(-1).clamp_min(1.0))
-        return _best_order(torch.stack(per_perm), perms)
+        return si_sdr_loss(estimate, reference, permutation_invariant)
     raise ValueError(f"loss kind={kind!r}; use one of {', '.join(LOSS_KINDS)}")

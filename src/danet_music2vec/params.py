@@ -83,6 +83,12 @@ def _one_or_two(value: int) -> int:
     return value
 
 
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("must be odd: a non-causal convolution is centred on its frame")
+    return value
+
+
 def _distinct(values: list[float]) -> list[float]:
     if len(set(values)) != len(values):
         raise ValueError("must hold distinct values")
@@ -182,7 +188,17 @@ class ChimeraParams(DanetParams):
     head_weight: OpenShare
 
 
-Architecture = Literal["mask", "chimera", "danet"]
+class TcnParams(Group):
+    """The convolutional mask network's own keys (architecture ``tcn``: Conv-TasNet's TCN over STFT frames)."""
+
+    channels: PositiveInt  # bottleneck: the residual and skip paths (Conv-TasNet's B)
+    hidden: PositiveInt  # inside each block (Conv-TasNet's H)
+    kernel: Annotated[PositiveInt, AfterValidator(_odd)]  # of the depthwise convolutions (Conv-TasNet's P)
+    blocks: Annotated[StrictInt, Field(ge=1, le=12)]  # per repeat, dilations 1, 2, .., 2**(blocks-1) (Conv-TasNet's X)
+    repeats: PositiveInt  # (Conv-TasNet's R)
+
+
+Architecture = Literal["mask", "chimera", "danet", "tcn"]
 
 
 def _dump_for(group: "Group", architecture: str) -> dict[str, Any]:
@@ -228,11 +244,12 @@ class SeparatorParams(Group):
     mask: MaskParams
     chimera: ChimeraParams
     danet: DanetParams
+    tcn: TcnParams
 
     @property
     def embedding(self) -> DanetParams | None:
-        """The DANet keys of the chosen architecture (``chimera`` or ``danet``); None for the mask network."""
-        return {"mask": None, "chimera": self.chimera, "danet": self.danet}[self.architecture]
+        """The DANet keys of the chosen architecture (``chimera`` or ``danet``); None for the mask networks."""
+        return {"mask": None, "chimera": self.chimera, "danet": self.danet, "tcn": None}[self.architecture]
 
     def used(self) -> dict[str, Any]:
         """The keys this architecture uses, as plain data: the common ones and its own group."""
@@ -265,6 +282,7 @@ class SeparateParams(Group):
     mask: MaskParams
     chimera: MaskParams
     danet: DanetInferenceParams
+    tcn: MaskParams
 
     def used(self, architecture: str) -> dict[str, Any]:
         """The inference settings a separator of ``architecture`` uses, as plain data."""
@@ -278,6 +296,7 @@ class SeparatorInference(SeparateParams):
     mask: MaskParams | None = None
     chimera: MaskParams | None = None
     danet: DanetInferenceParams | None = None
+    tcn: MaskParams | None = None
     # Keys added since a file may have been written: the behaviour it was scored with (training-length chunks, fp32).
     chunk_frames: PositiveInt | None = None
     precision: InferencePrecision = "fp32"
@@ -403,6 +422,15 @@ class Params(Group):
         if (self.separator.architecture == "danet" and self.separate.danet.attractor == "anchored"
                 and self.separator.danet.attractor != "anchored"):  # fmt: skip
             raise ValueError("separate.danet.attractor: anchored needs a separator trained with separator.danet.attractor: anchored")
+        return self
+
+    @model_validator(mode="after")
+    def _tcn_dilations_fit_the_chunk(self) -> "Params":
+        dilation = 2 ** (self.separator.tcn.blocks - 1)
+        if self.separator.architecture == "tcn" and dilation >= self.stft.chunk_frames:
+            raise ValueError(f"separator.tcn.blocks={self.separator.tcn.blocks}: the largest dilation ({dilation} frames) must be "
+                             f"below stft.chunk_frames ({self.stft.chunk_frames}), or its outer taps only ever see padding "
+                             "in training")  # fmt: skip
         return self
 
 

@@ -119,20 +119,21 @@ def plot_ablation(tables: dict[str, pd.DataFrame], title: str, path: str | os.Pa
     _save(fig, path)
 
 
-def plot_learning_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike[str]) -> None:
+def plot_learning_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLike[str], value: str = "val_si_sdr",
+                         ylabel: str = "validation SI-SDR of the music (dB)") -> None:  # fmt: skip
     """Validation SI-SDR against training examples (left) and wall minutes (right), one line per run.
 
-    Each table has ``examples``, ``minutes`` and ``val_si_sdr`` per epoch.
+    Each table has ``examples``, ``minutes`` and ``value`` (the column plotted, ``ylabel``) per epoch.
     """
     fig = _figure(12.0, 4.5)
     for k, (x, label) in enumerate((("examples", "training examples (mixtures seen)"), ("minutes", "training wall time (min)")),
                                    start=1):  # fmt: skip
         ax = fig.add_subplot(1, 2, k)
         for name, table in curves.items():
-            ax.plot(table[x], table["val_si_sdr"], marker=".", label=name)
+            ax.plot(table[x], table[value], marker=".", label=name)
         ax.set_xscale("log")
         ax.set_xlabel(label)
-        ax.set_ylabel("validation SI-SDR of the music (dB)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     _save(fig, path)

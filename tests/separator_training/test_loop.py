@@ -73,7 +73,8 @@ def small(**overrides) -> SeparatorParams:
     """A tiny separator of params.yaml's architecture (``mask``) unless overridden; nested dicts merge."""
     base = dict(hidden=24, layers=1, epochs=2, batch_size=8, lr=5e-3, steps_per_epoch=2, val_fraction=0.34,
                 val_examples=8, loss="linear_mse", seed=3, device="cpu",
-                danet={"embedding_dim": 8}, chimera={"embedding_dim": 8})  # fmt: skip
+                danet={"embedding_dim": 8}, chimera={"embedding_dim": 8},
+                tcn={"channels": 16, "hidden": 32, "blocks": 3, "repeats": 2})  # fmt: skip
     for key, value in overrides.items():
         base[key] = base[key] | value if isinstance(value, dict) and isinstance(base.get(key), dict) else value
     return separator_params(**base)
@@ -91,7 +92,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
 @pytest.mark.parametrize(
     "architecture,attractor,policies",
     [("danet", "ideal", ("kmeans", "fixed")), ("danet", "anchored", ("anchored",)), ("chimera", "ideal", ("head",)),
-     ("mask", "ideal", ("head",))],
+     ("mask", "ideal", ("head",)), ("tcn", "ideal", ("head",))],
 )
 def test_short_training_separates_tones_from_noise(
     store: FeatureStore, tmp_path: Path, architecture: str, attractor: str, policies: tuple[str, ...]
@@ -103,7 +104,7 @@ def test_short_training_separates_tones_from_noise(
     seen: list[EpochStats] = []
     result = train(store, cfg, tmp_path / "ck.pt", on_epoch=seen.append)
     phases = {"danet": ["ideal", "kmeans", "kmeans"] if attractor == "ideal" else ["anchored"] * 3,
-              "chimera": ["ideal"] * 3, "mask": ["head"] * 3}[architecture]  # fmt: skip
+              "chimera": ["ideal"] * 3, "mask": ["head"] * 3, "tcn": ["head"] * 3}[architecture]  # fmt: skip
     assert [s.epoch for s in seen] == list(range(1, 9)) and [s.attractors for s in seen][-3:] == phases
     assert all(np.isfinite(s.val_si_sdr) for s in seen)
     assert result.best_epoch == max(seen, key=lambda s: s.val_si_sdr).epoch

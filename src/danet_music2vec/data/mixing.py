@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,15 @@ def tile(noise: np.ndarray, offset: int, length: int) -> np.ndarray:
     """Loop ``noise`` to ``length`` samples, starting ``offset`` samples into it."""
     reps = -(-(offset + length) // noise.shape[0])
     return np.tile(noise, reps)[offset : offset + length]
+
+
+def looped_mixture(music_path: str | Path, noise_path: str | Path, rate: int, seconds: float,
+                   snr_db: float = 0.0) -> np.ndarray:  # fmt: skip
+    """``seconds`` of a music file and a noise file, both looped from their start, at ``snr_db``: mono float32 at
+    ``rate`` (the benchmarks' test track: real audio of any length, with no manifest)."""
+    n = int(seconds * rate)
+    music, noise = tile(load_audio(music_path, rate), 0, n), tile(load_audio(noise_path, rate), 0, n)
+    return music + np.float32(noise_gains(music, [noise], snr_db)[0]) * noise
 
 
 def _power(x: np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """Where the masks of a batch of chunks come from: the architecture's mask policy.
 
-The mask network and Chimera++ (``mask``, ``chimera``) use their mask-inference head
+The mask networks and Chimera++ (``mask``, ``tcn``, ``chimera``) use their mask-inference head
 (:class:`HeadMasks`): the music mask comes straight from the network, nothing is
 clustered, and music is always channel 0. The paper's DANet (``danet``) forms attractors
 (:class:`AttractorMasks`) as ``separate.danet.attractor`` says:

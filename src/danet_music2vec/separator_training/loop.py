@@ -48,7 +48,7 @@ from danet_music2vec.distributed import World
 from danet_music2vec.dsp import StftConfig
 from danet_music2vec.dynamic_mixing import EXTRA_PREFIX, DynamicMixer, MixedBatches, split_groups
 from danet_music2vec.features import FeatureStore
-from danet_music2vec.models import DANet, MaskNetwork
+from danet_music2vec.models import DANet, MaskNetwork, TcnMaskNetwork
 from danet_music2vec.models.encoder import log1p_magnitude
 from danet_music2vec.params import SeparatorParams
 from danet_music2vec.separator_training.objectives import epoch_attractors, training_step, validate
@@ -116,7 +116,7 @@ def data_fingerprint(store: FeatureStore) -> str:
 
 
 def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None = None) -> nn.Module:
-    """The network of ``cfg.architecture``: the mask network, or DANet (with a mask head for chimera).
+    """The network of ``cfg.architecture``: the BLSTM or the TCN mask network, or DANet (with a mask head for chimera).
 
     ``init``: a loaded separator checkpoint to start from (``separator.start: finetune``): its network and weights.
     """
@@ -125,6 +125,8 @@ def build_network(cfg: SeparatorParams, n_freq: int, init: dict[str, Any] | None
             raise SourceError(f"the separator to fine-tune works on {init['model_config']['n_freq']} frequency bins, the "
                               f"features on {n_freq}; set the stft params it was trained with: {init['stft']}")  # fmt: skip
         return checkpoints.network(init).train()
+    if cfg.architecture == "tcn":
+        return TcnMaskNetwork(n_freq, **cfg.tcn.model_dump(), n_sources=len(SOURCES), input_norm=cfg.input_norm)
     if cfg.embedding is None:
         return MaskNetwork(n_freq, hidden=cfg.hidden, layers=cfg.layers, n_sources=len(SOURCES), dropout=cfg.dropout,
                            input_norm=cfg.input_norm)  # fmt: skip
@@ -186,6 +188,12 @@ def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple
     if not music_val or n_val_noise < noises:
         return train, None
     return train, DynamicMixer(store, music_val, noise_val, noises, cfg.train_snr_db, cfg.max_gain_db)
+
+
+def validation_batches(val_mixer: DynamicMixer, cfg: SeparatorParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``val_examples`` held-out mixtures every epoch is scored on, in batches: the same for every network that
+    shares the data, ``seed``, ``val_fraction`` and ``val_examples``."""
+    return val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size)
 
 
 @dataclass
@@ -355,7 +363,7 @@ def train_separator(
     if len(store) == 0:
         raise SourceError(f"{store.root}: the feature store has no clips; check data/splits.parquet has training clips")
     train_mixer, val_mixer = make_mixers(store, cfg, noises)
-    val_batches = val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size) if val_mixer else []
+    val_batches = validation_batches(val_mixer, cfg) if val_mixer else []
     torch.manual_seed(cfg.seed)
     model = build_network(cfg, store.config.n_freq, init)
     if init is None and cfg.input_norm == "bin_log1p":
