@@ -35,12 +35,12 @@ class SeparatedMixture:
 
     clip: int  # index of the track in its ClipSet
     mixture: np.ndarray | None  # None where only the music is kept (training mixtures)
-    music: np.ndarray  # the separator's music estimate, at the ClipSet's rate (float16 for training: see BLOCK)
+    music: np.ndarray  # the separator's music estimate, at the ClipSet's rate
 
 
-# Training mixtures are mixed and separated this many at a time, and only their music is kept, as float16: at the
-# `full` profile's 700 training tracks x 4 mixtures, every mixture and its music as float32 would need about 15 GB
-# (docs/BENCHMARKS.md, cost curve). music2vec trains on float32 copies of random crops (random_crops).
+# Training mixtures are mixed and separated this many at a time, and only their music is kept: at the `full`
+# profile's 700 training tracks x 4 mixtures, every mixture and its music would need about 15 GB (docs/BENCHMARKS.md,
+# cost curve). (The music as float16 halves it again, but changed the adapted classifier: product F1 0.779 -> 0.747.)
 BLOCK = 256
 
 
@@ -102,7 +102,7 @@ def separated_mixtures(
     ``snr_db``, separated by ``separate`` in ``workers`` processes (one thread each, so the music does not depend on
     how many; ``separate`` must then pickle, as :class:`MusicOf` does). Mixture ``k`` of clip ``i`` depends on
     ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams). ``music_only``: keep
-    only each mixture's music, as float16 (the training set; :data:`BLOCK` says why)."""
+    only each mixture's music (the training set; :data:`BLOCK` says why)."""
     if len(noises) < max(noise_counts):
         raise ValueError(f"{len(noises)} training noise clip(s): mixtures of {max(noise_counts)} noises need that many")
     work = [(int(i), k) for i in tracks for k in range(per_clip)]
@@ -116,7 +116,7 @@ def separated_mixtures(
             picked = [noises[int(j)] for j in rng.choice(len(noises), size=count, replace=False)]
             mixtures.append(mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng))
         musics = map_items(_separate, (separate, sample_rate), mixtures, workers, "separate training mixtures", progress)
-        out += [SeparatedMixture(i, None, music.astype(np.float16)) if music_only else SeparatedMixture(i, mixture, music)
+        out += [SeparatedMixture(i, None, music) if music_only else SeparatedMixture(i, mixture, music)
                 for (i, _), mixture, music in zip(block, mixtures, musics)]  # fmt: skip
     return out
 

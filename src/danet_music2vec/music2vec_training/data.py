@@ -20,7 +20,7 @@ from danet_music2vec.data.sources import SourceError
 
 @dataclass
 class ClipSet:
-    """Training audio held in memory: one mono array per clip, float32 (or float16, half the memory: crops are float32)."""
+    """Training audio held in memory: one float32 mono array per clip."""
 
     waves: list[np.ndarray]
     labels: np.ndarray  # int64 class index per clip
