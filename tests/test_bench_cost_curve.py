@@ -97,13 +97,14 @@ def test_projection_on_the_measured_cores_and_the_16_core_model() -> None:
     line = {"intercept": 10.0, "per_item": 2.0, "loglog_slope": 1.0}
     memory = {"intercept": 500.0, "per_item": 1.0, "loglog_slope": 0.5}
     fits = {stage: {"size": "test_mixtures", "seconds": line, "tree_mib": memory, "single_mib": memory, "worker_mib": 100.0}
-            for stage in ("score", "separate", "mix")}  # fmt: skip
+            for stage in ("score", "separate", "features", "mix")}  # fmt: skip
     measured = project(fits, {"test_mixtures": 100}, cores=2, measured_cores=2)
-    assert {s: p["seconds"] for s, p in measured.items()} == {"score": 210, "separate": 210, "mix": 210}
+    assert {s: p["seconds"] for s, p in measured.items()} == {"score": 210, "separate": 210, "features": 210, "mix": 210}
     model = project(fits, {"test_mixtures": 100}, cores=16, measured_cores=2)
     assert model["score"]["seconds"] == pytest.approx(10 + 200 * 2 / 16)  # the workers share the per-mixture part
     assert model["score"]["tree_mib"] == pytest.approx(600 + 14 * 100)  # and each holds its memory
-    assert model["separate"]["seconds"] == pytest.approx(10 + 200 * torch_factor(16, 2))
+    assert model["separate"]["seconds"] == model["score"]["seconds"]  # separate works on mixtures in workers too
+    assert model["features"]["seconds"] == pytest.approx(10 + 200 * torch_factor(16, 2))
     assert model["mix"]["seconds"] == measured["mix"]["seconds"]
     assert torch_factor(2, 2) == 1 and torch_factor(16, 2, parallel=1.0) == pytest.approx(2 / 16)
     assert np.isclose(torch_factor(16, 2, parallel=0.0), 1.0)
