@@ -27,6 +27,11 @@ from tests.conftest import music2vec_params, separate_params, separator_params
 TINY_STFT = StftConfig(sample_rate=8000, n_fft=64, hop=16, window="sqrt_hann", chunk_frames=20)
 
 
+def magnitudes(batch: int = 3, frames: int = 10, freq: int = 17) -> torch.Tensor:
+    """A seeded batch of positive STFT magnitudes ``(batch, frames, freq)``: what the separator networks take in."""
+    return torch.rand(batch, frames, freq, generator=torch.Generator().manual_seed(1)) + 0.01
+
+
 def tiny_separator_params(architecture: str = "mask") -> SeparatorParams:
     """params.yaml's ``separator`` group with a one-layer, four-unit network of ``architecture``."""
     small = {"embedding_dim": 3}

@@ -5,6 +5,7 @@ import torch
 
 from danet_music2vec.models import separator_network
 from danet_music2vec.models.danet import DANet, active_bins, kmeans
+from tests.factories import magnitudes
 
 torch.set_num_threads(1)
 
@@ -15,13 +16,9 @@ def model() -> DANet:
     return DANet(n_freq=17, hidden=8, layers=2, embedding_dim=4)
 
 
-def _mag(batch: int = 3, frames: int = 10, freq: int = 17) -> torch.Tensor:
-    return torch.rand(batch, frames, freq, generator=torch.Generator().manual_seed(1)) + 0.01
-
-
 @pytest.mark.parametrize("source", ["ideal", "kmeans", "anchored", "given"])
 def test_masks_have_shape_and_sum_to_one(model: DANet, source: str) -> None:
-    mag = _mag()
+    mag = magnitudes()
     assignment = torch.nn.functional.one_hot((torch.rand(3, 10, 17) > 0.5).long(), 2).float()
     out = model(mag, attractor_source=source, ideal_assignment=assignment, attractors=torch.randn(2, 4), return_details=True)
     assert out.masks.shape == (3, 10, 17, 2)
@@ -32,7 +29,7 @@ def test_masks_have_shape_and_sum_to_one(model: DANet, source: str) -> None:
 
 
 def test_default_forward_returns_mask_tensor(model: DANet) -> None:
-    masks = model(_mag())
+    masks = model(magnitudes())
     assert isinstance(masks, torch.Tensor) and masks.shape == (3, 10, 17, 2)
 
 
@@ -59,7 +56,7 @@ def test_ideal_attractors_ignore_inactive_bins() -> None:
 
 
 def test_forward_ideal_uses_threshold(model: DANet) -> None:
-    mag = _mag(batch=1)
+    mag = magnitudes(batch=1)
     mag[0, :, :5] = 1e-6  # quiet bins: excluded from the attractors
     assignment = torch.zeros(1, 10, 17, 2)
     assignment[..., 0] = 1.0
@@ -95,12 +92,12 @@ def test_kmeans_ignores_zero_weight_points() -> None:
 
 def test_kmeans_attractors_carry_gradient(model: DANet) -> None:
     # The music mask alone: masks sum to one over sources, so their total has no gradient.
-    model(_mag(), attractor_source="kmeans")[..., 0].sum().backward()
+    model(magnitudes(), attractor_source="kmeans")[..., 0].sum().backward()
     assert model.embed_layer.weight.grad is not None and model.embed_layer.weight.grad.abs().sum() > 0
 
 
 def test_anchored_attractors_follow_the_anchors(model: DANet) -> None:
-    mag = _mag()
+    mag = magnitudes()
     out = model(mag, attractor_source="anchored", return_details=True)
     out.masks[..., 0].sum().backward()
     assert model.anchors.grad is not None and model.anchors.grad.abs().sum() > 0
@@ -112,9 +109,9 @@ def test_anchored_attractors_follow_the_anchors(model: DANet) -> None:
 
 def test_bad_arguments_raise(model: DANet) -> None:
     with pytest.raises(ValueError, match="attractor_source"):
-        model(_mag(), attractor_source="oracle")
+        model(magnitudes(), attractor_source="oracle")
     with pytest.raises(ValueError, match="ideal_assignment"):
-        model(_mag(), attractor_source="ideal")
+        model(magnitudes(), attractor_source="ideal")
     with pytest.raises(ValueError, match="frames, 17"):
         model(torch.rand(2, 10, 16))
 
@@ -130,21 +127,21 @@ def test_chimera_model_gives_head_masks_next_to_attractor_masks() -> None:
     torch.manual_seed(0)
     model = DANet(n_freq=17, hidden=8, layers=1, embedding_dim=4, mask_head=True)
     assert model.architecture == model.config["architecture"] == "chimera"
-    out = model(_mag(), attractor_source="kmeans", return_details=True)
+    out = model(magnitudes(), attractor_source="kmeans", return_details=True)
     assert out.masks.shape == out.head_masks.shape == (3, 10, 17, 2)
     torch.testing.assert_close(out.head_masks.sum(-1), torch.ones(3, 10, 17))
-    default = model(_mag())  # with a head, inference defaults to it: nothing to cluster
+    default = model(magnitudes())  # with a head, inference defaults to it: nothing to cluster
     torch.testing.assert_close(default, out.head_masks)
-    torch.testing.assert_close(model.head_masks(_mag()), out.head_masks)
+    torch.testing.assert_close(model.head_masks(magnitudes()), out.head_masks)
     assert not torch.allclose(out.masks, out.head_masks)
 
 
 def test_danet_without_a_mask_head_refuses_head_masks(model: DANet) -> None:
     assert model.architecture == "danet" and model.mask_head is None
     with pytest.raises(ValueError, match="needs a model with a mask head"):
-        model(_mag(), attractor_source="head")
+        model(magnitudes(), attractor_source="head")
     with pytest.raises(ValueError, match="no mask head"):
-        model.head_masks(_mag())
+        model.head_masks(magnitudes())
 
 
 @pytest.mark.parametrize("mask_head", [False, True])
@@ -153,4 +150,4 @@ def test_separator_network_rebuilds_a_danet_from_its_config(mask_head: bool) -> 
     rebuilt = separator_network(original.config)
     rebuilt.load_state_dict(original.state_dict())
     assert isinstance(rebuilt, DANet) and rebuilt.config == original.config
-    torch.testing.assert_close(rebuilt(_mag(), attractor_source="anchored"), original(_mag(), attractor_source="anchored"))
+    torch.testing.assert_close(rebuilt(magnitudes(), attractor_source="anchored"), original(magnitudes(), attractor_source="anchored"))

@@ -4,12 +4,9 @@ import pytest
 import torch
 
 from danet_music2vec.models import MaskNetwork, separator_network
+from tests.factories import magnitudes
 
 torch.set_num_threads(1)
-
-
-def _mag(batch: int = 3, frames: int = 10, freq: int = 17) -> torch.Tensor:
-    return torch.rand(batch, frames, freq, generator=torch.Generator().manual_seed(1)) + 0.01
 
 
 @pytest.fixture
@@ -19,11 +16,11 @@ def model() -> MaskNetwork:
 
 
 def test_masks_have_shape_and_sum_to_one(model: MaskNetwork) -> None:
-    masks = model(_mag())
+    masks = model(magnitudes())
     assert isinstance(masks, torch.Tensor) and masks.shape == (3, 10, 17, 2)
     torch.testing.assert_close(masks.sum(-1), torch.ones(3, 10, 17))
     assert (masks >= 0).all()
-    torch.testing.assert_close(model.head_masks(_mag()), masks)  # the separator's common inference call
+    torch.testing.assert_close(model.head_masks(magnitudes()), masks)  # the separator's common inference call
 
 
 def test_it_is_the_plain_mask_network(model: MaskNetwork) -> None:
@@ -39,7 +36,7 @@ def test_separator_network_rebuilds_it_from_its_config(model: MaskNetwork) -> No
     rebuilt.load_state_dict(model.state_dict())
     assert isinstance(rebuilt, MaskNetwork) and rebuilt.config == model.config
     model.eval(), rebuilt.eval()
-    torch.testing.assert_close(rebuilt(_mag()), model(_mag()))
+    torch.testing.assert_close(rebuilt(magnitudes()), model(magnitudes()))
     with pytest.raises(ValueError, match="architecture='clustering'"):
         separator_network(model.config | {"architecture": "clustering"})
 
@@ -47,7 +44,7 @@ def test_separator_network_rebuilds_it_from_its_config(model: MaskNetwork) -> No
 def test_bin_log1p_input_is_standardised_by_the_stored_statistics() -> None:
     torch.manual_seed(0)
     model = MaskNetwork(n_freq=17, hidden=8, layers=1, input_norm="bin_log1p")
-    mag = _mag()
+    mag = magnitudes()
     torch.testing.assert_close(model.encoder.features(mag), torch.log1p(mag))  # identity until the statistics are set
     mean, std = torch.linspace(0.1, 0.5, 17), torch.linspace(0.5, 2.0, 17)
     model.encoder.set_input_stats(mean, std)
@@ -64,4 +61,4 @@ def test_bin_log1p_input_is_standardised_by_the_stored_statistics() -> None:
 
 def test_chunk_db_input_ignores_the_recordings_level() -> None:
     model = MaskNetwork(n_freq=17, hidden=8, layers=1)
-    torch.testing.assert_close(model.encoder.features(_mag() * 10.0), model.encoder.features(_mag()))
+    torch.testing.assert_close(model.encoder.features(magnitudes() * 10.0), model.encoder.features(magnitudes()))

@@ -1,16 +1,18 @@
 """The convolutional mask network (architecture ``tcn``): shapes, masks summing to one, a centred receptive field,
 the BLSTM's input features, rebuilt from its config."""
 
+from functools import partial
+
 import pytest
 import torch
 
 from danet_music2vec.models import MaskNetwork, TcnMaskNetwork, separator_network
+from tests.factories import magnitudes
 
 torch.set_num_threads(1)
 
 
-def _mag(batch: int = 3, frames: int = 40, freq: int = 17) -> torch.Tensor:
-    return torch.rand(batch, frames, freq, generator=torch.Generator().manual_seed(1)) + 0.01
+_mag = partial(magnitudes, frames=40)
 
 
 @pytest.fixture
