@@ -21,7 +21,7 @@ from danet_music2vec.checksums import sha256_file
 from danet_music2vec.devices import resolve_device
 from danet_music2vec.evidence import GenreReader, classified_results, classify_mixtures
 from danet_music2vec.params import load_params
-from danet_music2vec.shards import resume_folder, run_name, shard_option
+from danet_music2vec.shards import resume_folder, rows_of, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
@@ -39,10 +39,10 @@ def main() -> None:
         reader = GenreReader.load(CLEAN, ADAPTED, hop_seconds=cfg.test_hop_seconds, device=device)
         mixtures = pd.read_parquet("data/mixtures.parquet")
         test = mixtures[mixtures["split"] == "test"]
-        finished = classified_results(FINISHED)
+        finished, workers = classified_results(FINISHED), worker_count(params.workers)
         predictions, seconds = classify_mixtures(
-            reader, test if shard is None else shard.take(test), pd.read_parquet("data/separated/index.parquet"),
-            workers=worker_count(params.workers), finished=finished, on_progress=run.log_progress,
+            reader, rows_of(shard, test), pd.read_parquet("data/separated/index.parquet"),
+            workers=workers, finished=finished, on_progress=run.log_progress,
             settings=repr((str(device), cfg.test_hop_seconds, sha256_file(CLEAN), sha256_file(ADAPTED))),
         )  # fmt: skip
         if shard is not None:  # the merge (the unsharded run) writes the outputs
@@ -57,7 +57,7 @@ def main() -> None:
             # (below 1: faster than real time)
             "real_time_factor": seconds["classify"] / seconds["audio"],
             "x_real_time": seconds["audio"] / seconds["classify"],
-            "workers": worker_count(params.workers),
+            "workers": workers,
             "resumed_mixtures": finished.reused,
             "stage_seconds": time.perf_counter() - start,
         }

@@ -24,7 +24,7 @@ from danet_music2vec.evaluation import (
 )
 from danet_music2vec.plots import plot_confusion
 from danet_music2vec.params import load_params
-from danet_music2vec.shards import resume_folder, run_name, shard_option
+from danet_music2vec.shards import resume_folder, rows_of, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
@@ -42,7 +42,7 @@ def main() -> None:
         test = mixtures[mixtures["split"] == "test"]
         finished = score_results(FINISHED)
         per_mixture, by_system = score_separation(
-            test if shard is None else shard.take(test),
+            rows_of(shard, test),
             pd.read_parquet("data/separated/index.parquet"),
             StftConfig.from_params(params.stft),
             score.spectral_gate.model_dump(),

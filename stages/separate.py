@@ -26,7 +26,7 @@ from danet_music2vec.data.sources import SourceError
 from danet_music2vec.params import load_params
 from danet_music2vec.separation import Separator
 from danet_music2vec.separation.mixtures import FILES, separate_mixtures, separated_results
-from danet_music2vec.shards import resume_folder, run_name, shard_option
+from danet_music2vec.shards import resume_folder, rows_of, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
@@ -50,17 +50,17 @@ def main() -> None:
         test = mixtures[mixtures["split"] == "test"]
         if test.empty:
             raise SourceError("data/mixtures.parquet has no test mixtures; check split.test_fraction and run `dvc repro mix`")
-        finished = separated_results(FINISHED)
+        finished, workers = separated_results(FINISHED), worker_count(params.workers)
         index = separate_mixtures(
-            test if shard is None else shard.take(test), separator, repr((sha256_file(NETWORK), inference)), finished,
-            workers=worker_count(params.workers), on_progress=run.log_progress,
+            rows_of(shard, test), separator, repr((sha256_file(NETWORK), inference)), finished,
+            workers=workers, on_progress=run.log_progress,
         )  # fmt: skip
         if shard is not None:  # the merge (the unsharded run) writes the outputs
             return
         with atomic_dir(OUT) as tmp:
             for row in index.itertuples():
+                (tmp / row.mixture_id).mkdir()
                 for name in FILES:
-                    (tmp / row.mixture_id).mkdir(exist_ok=True)
                     shutil.copyfile(f"{row.folder}/{name}", tmp / row.mixture_id / name)
             index["music_path"] = OUT + "/" + index["mixture_id"] + "/music.flac"
             index["noise_path"] = OUT + "/" + index["mixture_id"] + "/noise.flac"
@@ -77,7 +77,7 @@ def main() -> None:
             "swap_rate": float(index["swapped"].sum() / index["decisions"].sum()) if index["decisions"].sum() else 0.0,
             "clipped_samples": int(index["clipped"].sum()),
             "sample_rate": int(index["sample_rate"].iloc[0]),
-            "workers": worker_count(params.workers),
+            "workers": workers,
             "resumed_mixtures": finished.reused,
             "stage_seconds": time.perf_counter() - start,
         }

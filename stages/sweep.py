@@ -33,7 +33,7 @@ from danet_music2vec.evaluation import (
 from danet_music2vec.params import load_params
 from danet_music2vec.plots import plot_categories, plot_curves
 from danet_music2vec.separation import Separator
-from danet_music2vec.shards import resume_folder, run_name, shard_option
+from danet_music2vec.shards import resume_folder, rows_of, run_name, shard_option
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
@@ -57,7 +57,7 @@ def main() -> None:
         test = test[test.groupby("music_clip").cumcount() < params.sweep.mixtures_per_clip]
         finished = sweep_results(FINISHED)
         per_mixture, predictions, grouped = snr_sweep(
-            test if shard is None else shard.take(test), separator, reader, snrs,
+            rows_of(shard, test), separator, reader, snrs,
             StftConfig.from_params(params.stft), score.spectral_gate.model_dump(), score.silence_db,
             workers=worker_count(params.workers), finished=finished, models_key=" ".join([str(device), *(sha256_file(m) for m in MODELS)]),
             on_progress=run.log_progress,

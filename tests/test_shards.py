@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from danet_music2vec.params import ParamError
-from danet_music2vec.shards import Shard, run_name, shard_option, shard_specs
+from danet_music2vec.shards import Shard, rows_of, run_name, shard_option, shard_specs
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 45])
@@ -13,6 +13,7 @@ def test_shards_cover_every_row_once_in_order(rows: int, count: int) -> None:
     frame = pd.DataFrame({"mixture_id": [f"m{i:03d}" for i in range(rows)]}, index=range(100, 100 + rows))
     blocks = [Shard(k, count).take(frame) for k in range(count)]
     assert pd.concat(blocks).equals(frame)
+    assert rows_of(None, frame) is frame and rows_of(Shard(0, count), frame).equals(blocks[0])
     sizes = [len(b) for b in blocks]
     assert max(sizes) - min(sizes) <= 1  # near-equal: no shard waits on a big one
 

@@ -72,6 +72,11 @@ def shard_option(stage: str, argv: Sequence[str] | None = None) -> Shard | None:
     return None if text is None else Shard.parse(text)
 
 
+def rows_of(shard: Shard | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """The test mixtures a run computes: every row of ``frame`` (no shard: as DVC runs the stage) or its shard's block."""
+    return frame if shard is None else shard.take(frame)
+
+
 def run_name(stage: str, shard: Shard | None) -> str:
     """The MLflow run name of a stage or of one of its shards (shards of one stage run at the same time)."""
     return stage if shard is None else f"{stage} {shard}"
