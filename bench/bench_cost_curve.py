@@ -2,6 +2,10 @@
 
     python bench/bench_cost_curve.py [--scales 1 3 10] [--fractions 0.1 0.3 1] [--quick]
         (writes bench/results/cost_curve.json, .md and docs/cost_curve.png; --quick: *_quick, tiny sizes, a check)
+    python bench/bench_cost_curve.py --scales 10 --fractions --one-worker --name cost_curve_10x
+        (score and sweep again with one worker at 10x; writes bench/results/cost_curve_10x.json and .md)
+    python bench/bench_cost_curve.py --scales --fractions 1 --adapt-max 700 --name cost_curve_adapt
+        (the training stages at the `full` profile's size, adapt_music2vec included, after `make repro`)
 
 Data: ``local`` profiles cut from the repository's real clips (bench/scale_profile.py: never test audio;
 the labels are not true, this measures cost). Each profile runs the stages as DVC runs them, each its own
@@ -12,13 +16,15 @@ time per epoch scaled to params.yaml's epochs. Two axes, each stage fitted on th
 - test set: ``--scales`` x the sample's 9 test clips (x ``mix.test_mixtures_per_clip`` mixtures), with a
   fixed training set; mix, separate, classify, score, sweep, listen and package, against test mixtures.
   The first scale runs every stage; the larger ones take its classifiers instead of running features,
-  train_music2vec and adapt_music2vec again (their work does not depend on the test set).
+  train_music2vec and adapt_music2vec again (their work does not depend on the test set). ``--one-worker``
+  runs score and sweep a second time at each scale with ``workers: 1``: the ratio of the two times is the
+  parallel speed-up the issue sets a target for.
 - training size: ``--fractions`` of GTZAN's 1000 music and ESC-50's 2000 noise clips (split.test_fraction
   of them test); download, split and features against clips, train_separator, train_music2vec and
   adapt_music2vec against training music clips (with the first test-set profile's point too).
-  adapt_music2vec runs only up to ``--adapt-max`` training clips: it holds every separated training
-  mixture in memory, and takes the longest. ``models/separator.pt`` comes from the first test-set run
-  (the separate stage's output: the shipped separator, the same file for any data).
+  adapt_music2vec runs only up to ``--adapt-max`` training clips: it takes the longest.
+  ``models/separator.pt`` comes from the first test-set run (the separate stage's output: the shipped
+  separator, the same file for any data), or from this repository's models/ when ``--scales`` is empty.
 
 The defaults take about 45 minutes on an idle 2-core machine (estimated); ``--scales 1 3 10`` (the issue's 10x) about 30 more.
 
@@ -231,16 +237,54 @@ def markdown(fits: dict[str, dict], proj: dict[str, dict], proj16: dict[str, dic
     return "\n".join(lines) + "\n"
 
 
+def one_worker(run: dict, env_name: str) -> dict[str, dict]:
+    """Score and sweep again in ``run``'s copy with ``workers: 1``, from scratch; their rows, keyed ``<stage>@1``."""
+    work = run["work"]
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    (work / "params.yaml").write_text(yaml.safe_dump(params | {"workers": 1}, sort_keys=False))
+    dvc_stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": env_name}
+    rows = {}
+    for stage in ("score", "sweep"):
+        shutil.rmtree(work / "checkpoints" / stage, ignore_errors=True)  # nothing resumed: all the work, one worker
+        print(f"== {run['profile']}: {stage}, 1 worker", flush=True)
+        rows[f"{stage}@1"] = run_stage(stage, dvc_stages[stage]["cmd"], work, env)
+        print(f"   {rows[f'{stage}@1']['seconds']:.1f} s", flush=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return rows
+
+
+def worker_ratios(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Per test-set profile run with ``--one-worker``: score's and sweep's time with every core over one worker's."""
+    return {r["profile"]: {s: r["stages"][s]["seconds"] / r["stages"][f"{s}@1"]["seconds"] for s in ("score", "sweep")}
+            for r in runs if "score@1" in r["stages"]}  # fmt: skip
+
+
+def measured(runs: list[dict]) -> str:
+    """Every stage row of every run as measured: what a run with one size per axis has instead of fitted lines."""
+    lines = ["", "| profile | sizes | stage | seconds | projected s | peak tree MiB | largest process MiB |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in runs:
+        sizes = ", ".join(f"{k} {v}" for k, v in r["sizes"].items() if v is not None)
+        for stage, row in r["stages"].items():
+            projected = row.get("projected_seconds")
+            lines.append(f"| {r['profile']} | {sizes} | `{stage}` | {row['seconds']:.1f} | "
+                         f"{'' if projected is None else f'{projected:.0f}'} | {row['peak_tree_mib']:.0f} | {row['peak_rss_mib']:.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1, 3],
+    parser.add_argument("--scales", type=float, nargs="*", default=[1, 3],
                         help="test-set sizes, x the sample's (1 3 10: the issue's, about 30 minutes more)")  # fmt: skip
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 1.0],
+    parser.add_argument("--fractions", type=float, nargs="*", default=[0.1, 0.3, 1.0],
                         help="training-size axis: fractions of GTZAN's 1000 + ESC-50's 2000 clips")  # fmt: skip
     parser.add_argument("--adapt-max", type=int, default=100, help="adapt_music2vec runs up to this many training clips")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of each training stage in this run")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the benchmark works")
     parser.add_argument("--workdir", type=Path, help="where the temporary copies and profiles go (full sizes: about 5 GB)")
+    parser.add_argument("--one-worker", action="store_true", help="score and sweep again with 1 worker at each test-set size")
+    parser.add_argument("--name", default="cost_curve", help="results' name in bench/results/ (the docs' plot: cost_curve only)")
     args = parser.parse_args()
     cfg = TEST_AXIS | ({k: QUICK[k] for k in TEST_AXIS} if args.quick else {})
     labels = {"genres": cfg["genres"], "categories": cfg["categories"]}
@@ -257,8 +301,13 @@ def main() -> None:
             models = [runs[0]["work"] / "models" / m for m in MODELS] if i else []
             run = run_profile(root, f"test-{scale:g}x", music, cfg["noise"], labels, test_clips / music, stages,
                               args.epochs, models)  # fmt: skip
+            if args.one_worker:
+                run["stages"] |= one_worker(run, f"cost-{run['profile']}-1-worker")
             runs.append(run | {"axis": "test", "scale": scale})
-        separator = [runs[0]["work"] / "models" / "separator.pt"]  # what adapt_music2vec reads, written by separate
+        # What adapt_music2vec reads, written by separate.
+        separator = [(runs[0]["work"] if runs else REPO) / "models" / "separator.pt"]
+        if fractions and not separator[0].exists():
+            raise SystemExit(f"{separator[0]} is missing: run `make repro` first, or give --scales")
         for fraction in fractions:
             music, noise = round(FULL_CLIPS["music"] * fraction), round(FULL_CLIPS["noise"] * fraction)
             expected_train = music * (1 - params["split"]["test_fraction"])
@@ -273,20 +322,21 @@ def main() -> None:
     proj, proj16 = project(fits, FULL_SIZES, cores, cores), project(fits, FULL_SIZES, 16, cores)
     over = {s: p["tree_mib"] for s, p in proj.items() if p["tree_mib"] > 8 * GIB}
     faster = {s: f["tree_mib"]["loglog_slope"] for s, f in fits.items() if f["tree_mib"]["loglog_slope"] > 1.1}
-    suffix = "_quick" if args.quick else ""
-    table = markdown(fits, proj, proj16, cores)
-    (RESULTS / f"cost_curve{suffix}.md").parent.mkdir(exist_ok=True)
-    (RESULTS / f"cost_curve{suffix}.md").write_text(table)
-    plot(fits, proj, (RESULTS / "cost_curve_quick.png") if args.quick else (REPO / "docs" / "cost_curve.png"))
+    name = args.name + ("_quick" if args.quick else "")
+    table = markdown(fits, proj, proj16, cores) + measured(runs)
+    (RESULTS / f"{name}.md").parent.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(table)
+    if fits:
+        plot(fits, proj, (REPO / "docs" / "cost_curve.png") if name == "cost_curve" else (RESULTS / f"{name}.png"))
     print(table)
-    write_result(f"cost_curve{suffix}", {
+    write_result(name, {
         "benchmark": "cost_curve", "quick": args.quick, "epochs_run": args.epochs, "cores": cores,
         "full_sizes": FULL_SIZES, "full_epochs": {g: params[g]["epochs"] for g in ("separator", "music2vec", "adapt_music2vec")},
         "runs": runs, "fits": fits,
         "projection": {"cores": cores, "stages": proj, "total_seconds": sum(p["seconds"] for p in proj.values())},
         "projection_16_cores_model": {"stages": proj16, "total_seconds": sum(p["seconds"] for p in proj16.values()),
                                       "torch_parallel_fraction": TORCH_PARALLEL_FRACTION},
-        "targets": {"peak_over_8_gib": over, "memory_faster_than_linear": faster},
+        "targets": {"peak_over_8_gib": over, "memory_faster_than_linear": faster, "worker_ratio": worker_ratios(runs)},
     })  # fmt: skip
 
 

@@ -14,6 +14,8 @@ classifier knows them by heart); the rule is stored in the model file, and `clas
 the served model and `dm2v classify --denoise` answer with it.
 
 Resume: the per-epoch checkpoint lives in checkpoints/music2vec_adapted.pt, as train_music2vec's.
+Memory: the training mixtures' separated music is kept on disk while the stage runs
+(checkpoints/music2vec_adapted_music.f32), not in memory.
 """
 
 import time
@@ -32,6 +34,7 @@ from danet_music2vec.evidence import GenreReader, ProductRule, choose_rule, path
 from danet_music2vec.music2vec_training import load_clip_set, train
 from danet_music2vec.params import Music2VecParams, ParamError, load_params
 from danet_music2vec.separation import Separator
+from danet_music2vec.spool import WaveSpool
 from danet_music2vec.tracking import stage_run
 from danet_music2vec.workers import worker_count
 
@@ -41,6 +44,8 @@ CHECKPOINT = "checkpoints/music2vec_adapted.pt"
 # The clean and the adapted classifier trained without the validation tracks, which choose the rule.
 FOLD_CHECKPOINTS = ("checkpoints/music2vec_adapted_rule_clean.pt", "checkpoints/music2vec_adapted_rule_adapted.pt")
 MODEL = "models/music2vec_adapted.pt"
+# The training mixtures' separated music, read crop by crop during fine-tuning (spool.py says why); removed at the end.
+SPOOL = "checkpoints/music2vec_adapted_music.f32"
 LOSS_PLOT = "plots/music2vec_adapted_loss.csv"
 
 
@@ -48,7 +53,7 @@ def main() -> None:
     params = load_params()
     cfg = params.adapt_music2vec
     start = time.perf_counter()
-    with stage_run("adapt_music2vec", params.used(), groups=("adapt_music2vec",)) as run:
+    with stage_run("adapt_music2vec", params.used(), groups=("adapt_music2vec",)) as run, WaveSpool(SPOOL) as spool:
         clean_state = checkpoints.load(CLEAN, "music2vec")
         clean_cfg = Music2VecParams.model_validate(clean_state["params"])
         # The clean classifier's own recipe, with the fine-tuning's length, rate and seed; no noise augmentation:
@@ -78,7 +83,7 @@ def main() -> None:
         mixing = dict(separate=MusicOf(separator), sample_rate=rate, noise_counts=cfg.noises, snr_db=snr_db, seed=cfg.seed,
                       workers=worker_count(params.workers))
         mixtures = separated_mixtures(clips, range(len(clips.waves)), noises, per_clip=cfg.mixtures_per_clip, stream=0,
-                                      music_only=True, **mixing)  # fmt: skip
+                                      spool=spool, **mixing)  # fmt: skip
         val_mixtures = separated_mixtures(clips, val, noises, per_clip=cfg.val_mixtures_per_clip, stream=1, **mixing)
         adapted_from = {"separator_sha256": sha256_file(SEPARATOR), "clean_sha256": sha256_file(CLEAN)}
         device = resolve_device(cfg.device)

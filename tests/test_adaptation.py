@@ -1,10 +1,13 @@
 """The adapted classifier's data: held-out tracks per genre, separated training mixtures, the clean share."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from danet_music2vec.adaptation import MusicOf, held_out, mix, separated_mixtures, subset, training_set
 from danet_music2vec.music2vec_training import ClipSet
+from danet_music2vec.spool import SpooledWave, WaveSpool
 
 RATE = 8000
 
@@ -44,7 +47,7 @@ def test_mix_sets_the_snr_of_the_noise() -> None:
     assert 10 * np.log10(np.mean(music**2) / np.mean(residual**2)) == pytest.approx(5.0, abs=1e-3)
 
 
-def test_separated_mixtures_are_seeded_per_track_and_draw_both_noise_counts() -> None:
+def test_separated_mixtures_are_seeded_per_track_and_draw_both_noise_counts(tmp_path: Path) -> None:
     clipset, _ = clips()
     rng = np.random.default_rng(2)
     noises = [(0.1 * rng.standard_normal(RATE // 2)).astype(np.float32) for _ in range(4)]
@@ -63,10 +66,11 @@ def test_separated_mixtures_are_seeded_per_track_and_draw_both_noise_counts() ->
     np.testing.assert_array_equal(again[0].mixture, out[4].mixture)
     other = separated_mixtures(clipset, [3], noises, stream=1, **kw)
     assert not np.allclose(other[0].mixture, out[4].mixture)
-    # The training set keeps only the music, in half the memory.
-    kept = separated_mixtures(clipset, [0, 3], noises, music_only=True, **kw)
-    assert all(m.mixture is None for m in kept)
-    np.testing.assert_array_equal(kept[5].music, out[5].music)
+    # The training set keeps only the music, on disk, and reads back the same samples.
+    with WaveSpool(tmp_path / "music.f32") as spool:
+        kept = separated_mixtures(clipset, [0, 3], noises, spool=spool, **kw)
+        assert all(m.mixture is None and isinstance(m.music, SpooledWave) for m in kept)
+        np.testing.assert_array_equal(np.asarray(kept[5].music), out[5].music)
     with pytest.raises(ValueError, match="need that many"):
         separated_mixtures(clipset, [0], noises[:1], **(kw | {"noise_counts": (2,)}))
 

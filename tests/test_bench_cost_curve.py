@@ -13,7 +13,7 @@ import soundfile as sf
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
-from bench_cost_curve import fit_line, project, torch_factor  # noqa: E402
+from bench_cost_curve import fit_line, measured, project, torch_factor, worker_ratios  # noqa: E402
 from scale_profile import REPO, build_scale_profile  # noqa: E402
 
 from danet_music2vec.data.ingest import catalogue_sources  # noqa: E402
@@ -108,3 +108,17 @@ def test_projection_on_the_measured_cores_and_the_16_core_model() -> None:
     assert model["mix"]["seconds"] == measured["mix"]["seconds"]
     assert torch_factor(2, 2) == 1 and torch_factor(16, 2, parallel=1.0) == pytest.approx(2 / 16)
     assert np.isclose(torch_factor(16, 2, parallel=0.0), 1.0)
+
+
+def test_worker_ratio_is_every_cores_time_over_one_workers() -> None:
+    row = {"seconds": 10.0, "peak_tree_mib": 1.0, "peak_rss_mib": 1.0}
+    runs = [
+        {"profile": "test-10x", "sizes": {"test_mixtures": 450}, "stages": {
+            "score": row | {"seconds": 55.0}, "score@1": row | {"seconds": 100.0},
+            "sweep": row | {"seconds": 30.0}, "sweep@1": row | {"seconds": 60.0}}},
+        {"profile": "train-1", "sizes": {"train_clips": 700}, "stages": {"adapt_music2vec": row | {"projected_seconds": 99.4}}},
+    ]  # fmt: skip
+    assert worker_ratios(runs) == {"test-10x": {"score": pytest.approx(0.55), "sweep": pytest.approx(0.5)}}
+    table = measured(runs)
+    assert "| test-10x | test_mixtures 450 | `score@1` | 100.0 |  | 1 | 1 |" in table
+    assert "| train-1 | train_clips 700 | `adapt_music2vec` | 10.0 | 99 | 1 | 1 |" in table

@@ -26,6 +26,7 @@ import numpy as np
 from danet_music2vec.audio import resample
 from danet_music2vec.data.mixing import noise_gains, tile
 from danet_music2vec.music2vec_training import ClipSet
+from danet_music2vec.spool import SpooledWave, WaveSpool
 from danet_music2vec.workers import map_items
 
 
@@ -35,12 +36,13 @@ class SeparatedMixture:
 
     clip: int  # index of the track in its ClipSet
     mixture: np.ndarray | None  # None where only the music is kept (training mixtures)
-    music: np.ndarray  # the separator's music estimate, at the ClipSet's rate
+    music: np.ndarray | SpooledWave  # the separator's music estimate, at the ClipSet's rate (on disk: training mixtures)
 
 
-# Training mixtures are mixed and separated this many at a time, and only their music is kept: at the `full`
-# profile's 700 training tracks x 4 mixtures, every mixture and its music would need about 15 GB (docs/BENCHMARKS.md,
-# cost curve). (The music as float16 halves it again, but changed the adapted classifier: product F1 0.779 -> 0.747.)
+# Training mixtures are mixed and separated this many at a time, and only their music is kept, on disk: at the
+# `full` profile's 700 training tracks x 4 mixtures, every mixture and its music in memory would need about 15 GB
+# (docs/BENCHMARKS.md, cost curve). (The music as float16 in memory halves it, but changed the adapted classifier:
+# product F1 0.779 -> 0.747.)
 BLOCK = 256
 
 
@@ -96,13 +98,13 @@ def separated_mixtures(
     stream: int = 0,
     progress: bool = True,
     workers: int = 1,
-    music_only: bool = False,
+    spool: WaveSpool | None = None,
 ) -> list[SeparatedMixture]:
     """``per_clip`` mixtures of every clip at the indices ``tracks``, each with a noise count drawn from ``noise_counts`` and an SNR from
     ``snr_db``, separated by ``separate`` in ``workers`` processes (one thread each, so the music does not depend on
     how many; ``separate`` must then pickle, as :class:`MusicOf` does). Mixture ``k`` of clip ``i`` depends on
-    ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams). ``music_only``: keep
-    only each mixture's music (the training set; :data:`BLOCK` says why)."""
+    ``(seed, stream, i, k)`` alone (training and validation mixtures take different streams). With a ``spool``, only
+    each mixture's music is kept, written there (the training set; :data:`BLOCK` says why)."""
     if len(noises) < max(noise_counts):
         raise ValueError(f"{len(noises)} training noise clip(s): mixtures of {max(noise_counts)} noises need that many")
     work = [(int(i), k) for i in tracks for k in range(per_clip)]
@@ -116,7 +118,7 @@ def separated_mixtures(
             picked = [noises[int(j)] for j in rng.choice(len(noises), size=count, replace=False)]
             mixtures.append(mix(clips.waves[i], picked, float(rng.uniform(*snr_db)), rng))
         musics = map_items(_separate, (separate, sample_rate), mixtures, workers, "separate training mixtures", progress)
-        out += [SeparatedMixture(i, None, music) if music_only else SeparatedMixture(i, mixture, music)
+        out += [SeparatedMixture(i, None, spool.add(music)) if spool is not None else SeparatedMixture(i, mixture, music)
                 for (i, _), mixture, music in zip(block, mixtures, musics)]  # fmt: skip
     return out
 

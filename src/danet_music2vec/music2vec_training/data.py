@@ -1,4 +1,4 @@
-"""The classifier's training audio: clips held in memory, and random crops of them."""
+"""The classifier's training audio: clips held in memory (or spooled to disk), and random crops of them."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from tqdm.auto import tqdm
 
 from danet_music2vec.audio import load_audio
 from danet_music2vec.data.sources import SourceError
+from danet_music2vec.spool import SpooledWave
 
 
 @dataclass
 class ClipSet:
-    """Training audio held in memory: one float32 mono array per clip."""
+    """Training audio: one float32 mono array per clip, or a :class:`SpooledWave` read from disk crop by crop."""
 
-    waves: list[np.ndarray]
+    waves: list[np.ndarray | SpooledWave]
     labels: np.ndarray  # int64 class index per clip
     classes: list[str]
     clip_ids: list[str]
