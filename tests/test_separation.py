@@ -15,6 +15,7 @@ from danet_music2vec.separation import (
     AttractorMasks, HeadMasks, apply_music_mask, Separator, chunk_starts, chunk_weight, cut_chunks, full_rate_config, resample_masks, resolve_order,
     smooth_fft_size,
 )
+from danet_music2vec.separation import separator as separator_module
 from tests.conftest import REPO, separate_params
 
 torch.set_num_threads(1)
@@ -331,6 +332,22 @@ def test_inference_chunks_are_as_long_as_asked_and_never_longer_than_the_track(c
     masks, _ = sep.masks(torch.ones(51, N_FREQ, dtype=torch.complex64))  # 51 frames
     assert {shape[1] for shape in model.seen} == {expected}
     torch.testing.assert_close(masks[..., 0], torch.full((51, N_FREQ), 0.7))
+
+
+def test_long_chunks_are_batched_within_the_frame_bound_and_separate_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long file is not run 16 chunks of 2600 frames at once (2.1 GB for 10 minutes): batches hold at most
+    BATCH_FRAMES frames, and the masks do not depend on how the chunks were batched."""
+    model = Counting(N_FREQ, hidden=4, layers=1)
+    model.seen = []
+    sep = Separator(model, CFG, torch.zeros(2, 0), settings(chunk_frames=40, overlap=0.0, batch_size=16))
+    spec = torch.ones(400, N_FREQ, dtype=torch.complex64)  # 10 chunks
+    unbounded, _ = sep.masks(spec)
+    assert [shape[0] for shape in model.seen] == [10]
+    monkeypatch.setattr(separator_module, "BATCH_FRAMES", 120)
+    model.seen = []
+    bounded, _ = sep.masks(spec)
+    assert [shape[0] for shape in model.seen] == [3, 3, 3, 1]
+    torch.testing.assert_close(bounded, unbounded, rtol=0, atol=0)
 
 
 def test_bf16_inference_separates_as_fp32_within_bf16_precision() -> None:

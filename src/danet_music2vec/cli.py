@@ -29,7 +29,7 @@ import numpy as np
 from danet_music2vec.audio import AudioError, audio_info, load_audio, resample, save_audio
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.kfp_pipeline import DEFAULT_IMAGE
-from danet_music2vec.service import denoise, separate_music
+from danet_music2vec.separation.denoising import denoise, separate_music
 
 EXIT_USER_ERROR = 2
 WRITABLE = (".wav", ".flac", ".ogg")

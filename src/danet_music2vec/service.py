@@ -8,8 +8,8 @@ file stays stereo, as with ``dm2v denoise``), the genre, the probability of ever
 ``path`` that gave them (the product's path: :mod:`danet_music2vec.evidence`).
 
 The same functions as ``dm2v denoise`` and ``dm2v classify --denoise`` do the work
-(:func:`denoise`, :func:`separate_music`; the CLI imports them from here), so the
-service and the CLI give the same audio and the same label for the same file. Every
+(:func:`~danet_music2vec.separation.denoising.denoise`, :func:`~danet_music2vec.separation.denoising.separate_music`),
+so the service and the CLI give the same audio and the same label for the same file. Every
 problem with a request (not audio, empty, too long, an unsupported rate or channel
 count, a malformed row) raises :class:`RequestError` with one line naming it, before
 any model runs. This module knows nothing of MLflow: ``tracking.packaging`` wraps it.
@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from danet_music2vec.audio import SUPPORTED, resample
+from danet_music2vec.audio import SUPPORTED
 from danet_music2vec.evidence import GenreReader
+from danet_music2vec.separation.denoising import denoise, separate_music
 
 # Rates libsndfile and the resampler handle well; below 8 kHz there is no music band left to separate.
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -194,23 +195,6 @@ def encode_audio(music: np.ndarray, rate: int, fmt: str) -> bytes:
     frames_first = np.clip(np.asarray(music, dtype=np.float32), -1.0, 1.0).T
     sf.write(out, frames_first, rate, format=FORMATS[fmt], subtype="PCM_16")
     return out.getvalue()
-
-
-def separate_music(separator, wave: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:  # type: ignore[no-untyped-def]
-    """The separator's music estimate, shaped as ``wave`` (``(samples,)`` or ``(channels, samples)``), and its rate
-    (the input's, or the STFT rate for a band-limited separator)."""
-    music = separator.separate(wave, sample_rate).music
-    return np.asarray(music, dtype=np.float32), int(separator.output_sample_rate(sample_rate))
-
-
-def denoise(separator, wave: np.ndarray, sample_rate: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """``dm2v denoise``: the music of ``wave`` (mono or ``(channels, samples)``) at the input's rate, length and
-    channels, whatever rate the separator works at."""
-    music, music_rate = separate_music(separator, wave, sample_rate)
-    music = resample(music, music_rate, sample_rate)
-    samples = wave.shape[-1]
-    pad = [(0, 0)] * (music.ndim - 1) + [(0, max(0, samples - music.shape[-1]))]
-    return np.pad(music, pad)[..., :samples]
 
 
 class Service:

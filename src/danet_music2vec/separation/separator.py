@@ -49,6 +49,12 @@ class Separation(NamedTuple):
     order: OrderCount  # DANet's k-means order decisions and swaps in this track (none for the mask head)
 
 
+# The network runs on at most this many frames at once (separate.batch_size chunks, fewer where they are long), so
+# that a long file's memory stays bounded: 4 whole-track chunks of 2600 frames. A 10-minute stereo 44.1 kHz file
+# peaked at 2.1 GB with 16 of them in a batch, and separated no faster on the CPU (bench/bench_denoise.py).
+BATCH_FRAMES = 10_400
+
+
 def chunk_starts(frames: int, chunk: int, overlap: float) -> tuple[list[int], int]:
     """Start frames of overlapping chunks covering ``frames``, and the padded length."""
     hop = max(1, int(round(chunk * (1.0 - overlap))))
@@ -160,7 +166,8 @@ class Separator:
         chunk = min(self.chunk_frames, frames)
         chunks, starts = cut_chunks(spec.abs().to(self.device), chunk, self.overlap)
         padded = starts[-1] + chunk
-        batches = [slice(i, min(i + self.batch_size, len(starts))) for i in range(0, len(starts), self.batch_size)]
+        per_batch = max(1, min(self.batch_size, BATCH_FRAMES // chunk))
+        batches = [slice(i, min(i + per_batch, len(starts))) for i in range(0, len(starts), per_batch)]
         count = OrderCount()
         with torch.inference_mode(), autocast(self.device, self.precision):
             weight = chunk_weight(chunk, self.overlap).to(self.device)[:, None, None]
@@ -171,7 +178,7 @@ class Separator:
                 for j, s in enumerate(starts[sl]):
                     acc[s : s + chunk] += m[j] * weight
                     norm[s : s + chunk] += weight
-        masks = (acc / norm)[:frames]
+            masks = acc.div_(norm)[:frames]  # in place: on a long file acc is hundreds of MB
         if self.mask_floor > 0:
             # Keep at least mask_floor of the mixture in the music: fewer artifacts, some noise left.
             music = self.mask_floor + (1.0 - self.mask_floor) * masks[..., 0]
@@ -190,18 +197,18 @@ class Separator:
             raise ValueError(f"separate() needs a non-empty (samples,) or (channels, samples) waveform, got shape {wave.shape}")
         channels = torch.from_numpy(np.ascontiguousarray(np.atleast_2d(wave)))
         low = torch.from_numpy(np.ascontiguousarray(resample(channels.mean(0).numpy(), sample_rate, self.cfg.sample_rate)))
-        spec = stft(low, self.cfg)
-        masks, count = self.masks(spec)  # (frames, F, C)
+        # (frames, F, C); the spectrogram is not kept: for a 10-minute file it is 200 MB (bench/bench_denoise.py).
+        masks, count = self.masks(stft(low, self.cfg))
         if self.output_rate == "stft":
             channels = torch.from_numpy(np.ascontiguousarray(resample(channels.numpy(), sample_rate, self.cfg.sample_rate)))
             music = istft(masks[..., 0] * stft(channels, self.cfg), self.cfg, length=channels.shape[-1])
         else:
             music = apply_music_mask(masks, self.cfg, channels, sample_rate)
-        mixture, music = channels.numpy(), music.numpy().astype(np.float32)
+        mixture, music = channels.numpy(), music.numpy().astype(np.float32, copy=False)
         if wave.ndim == 1:
             mixture, music = mixture[0], music[0]
         # The masks sum to one and the STFT is linear: noise = mixture - music, without a second inverse STFT.
-        return Separation(music, (mixture - music).astype(np.float32), count)
+        return Separation(music, (mixture - music).astype(np.float32, copy=False), count)
 
 
 def describe_origin(state: dict[str, Any]) -> str:
