@@ -319,3 +319,10 @@ def test_a_budget_lowered_below_what_was_spent_finishes_the_run_on_resume(store:
     result = train(store, small(epochs=5, budget_minutes=1e-6), tmp_path / "ck.pt")
     assert result.new_epochs == [] and result.epochs == 1
     checkpoints.export(tmp_path / "ck.pt", tmp_path / "model.pt", "separator")  # finished now: exportable
+
+
+def test_progress_false_draws_no_bar(store: FeatureStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train(store, small(epochs=1), tmp_path / "quiet.pt")
+    assert "separator 1/1" not in capsys.readouterr().err
+    train_separator(store, small(epochs=1), tmp_path / "loud.pt", progress=True)
+    assert "separator 1/1" in capsys.readouterr().err

@@ -370,23 +370,23 @@ def train_separator(
         model.encoder.set_input_stats(*input_stats(train_mixer, cfg))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     match = _match_key(cfg, noises, model, data_fingerprint(store))
-    progress = _resume(checkpoint_path, match, model, optimizer, cfg)
+    state = _resume(checkpoint_path, match, model, optimizer, cfg)
     # A fine-tuned network also carries what its starting point learned from.
     inherited = [clip | {"role": f"init:{clip['role']}"} for clip in init["training_clips"]] if init else []
-    progress.clips = clip_manifest(train_mixer, val_mixer) + inherited
+    state.clips = clip_manifest(train_mixer, val_mixer) + inherited
     model.to(device)
     _optimizer_to(optimizer, device)
     # The anchors are a parameter of every embedding model but shape the loss only with attractor: anchored.
     trained_model = world.wrap(model, find_unused_parameters=cfg.embedding is not None and cfg.embedding.attractor != "anchored")
 
     total_seconds, total_chunks = 0.0, 0
-    for epoch in range(progress.start_epoch, cfg.epochs + 1):
-        if budget_spent(cfg, progress.history):
+    for epoch in range(state.start_epoch, cfg.epochs + 1):
+        if budget_spent(cfg, state.history):
             # The budget is spent (a resumed run too; the budget may have been lowered since): the best epoch so far is
             # the model, and the checkpoint says training is finished.
-            if world.is_main and epoch == progress.start_epoch:
+            if world.is_main and epoch == state.start_epoch:
                 checkpoints.save(checkpoint_path, "separator",
-                                 _checkpoint_state(model, optimizer, progress, epoch - 1, cfg, store.config, match))  # fmt: skip
+                                 _checkpoint_state(model, optimizer, state, epoch - 1, cfg, store.config, match))  # fmt: skip
             break
         start = time.perf_counter()
         trained = _train_epoch(trained_model, optimizer, train_mixer, cfg, store.config, epoch, world, progress)
@@ -395,36 +395,36 @@ def train_separator(
             raise FloatingPointError(
                 f"separator training diverged at epoch {epoch} (loss {trained.loss}); lower separator.lr or set separator.grad_clip"
             )
-        progress.losses.append(trained.loss)
+        state.losses.append(trained.loss)
         if trained.attractors is not None:
-            progress.attractors = trained.attractors
+            state.attractors = trained.attractors
         val_loss, val_sdr = validate(model, val_batches, cfg, store.config, world) if val_batches else (math.nan, math.nan)
         # Without validation data the last epoch is kept; with it, the best one.
-        if not val_batches or val_sdr > progress.best["si_sdr"]:
-            progress.best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
-                             "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                             "attractors": progress.attractors.clone()}  # fmt: skip
+        if not val_batches or val_sdr > state.best["si_sdr"]:
+            state.best = {"epoch": epoch, "si_sdr": val_sdr if val_batches else -math.inf,
+                          "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                          "attractors": state.attractors.clone()}  # fmt: skip
         stats = EpochStats(epoch, trained.loss, seconds, trained.examples, trained.examples / seconds,
                            epoch_attractors(cfg, epoch), val_loss, val_sdr)  # fmt: skip
-        progress.history.append(stats)
+        state.history.append(stats)
         if world.is_main:
-            checkpoints.save(checkpoint_path, "separator", _checkpoint_state(model, optimizer, progress, epoch, cfg, store.config, match))
+            checkpoints.save(checkpoint_path, "separator", _checkpoint_state(model, optimizer, state, epoch, cfg, store.config, match))
         total_seconds += seconds
         total_chunks += trained.examples
         if on_epoch is not None:
             on_epoch(stats)
 
-    model.load_state_dict(progress.best["state"])
+    model.load_state_dict(state.best["state"])
     return TrainResult(
         model=model.cpu().eval(),
-        losses=progress.losses,
-        train_attractors=progress.best["attractors"],
-        start_epoch=progress.start_epoch,
-        epochs=progress.history[-1].epoch if progress.history else cfg.epochs,
+        losses=state.losses,
+        train_attractors=state.best["attractors"],
+        start_epoch=state.start_epoch,
+        epochs=state.history[-1].epoch if state.history else cfg.epochs,
         seconds=total_seconds,
         chunks=total_chunks,
         n_chunks=cfg.steps_per_epoch * cfg.batch_size,
         device=str(device),
-        history=progress.history,
-        best_epoch=progress.best["epoch"],
+        history=state.history,
+        best_epoch=state.best["epoch"],
     )
