@@ -51,7 +51,7 @@ class Separation(NamedTuple):
 
 # The network runs on at most this many frames at once (separate.batch_size chunks, fewer where they are long), so
 # that a long file's memory stays bounded: 4 whole-track chunks of 2600 frames. A 10-minute stereo 44.1 kHz file
-# peaked at 2.1 GB with 16 of them in a batch, and separated no faster on the CPU (bench/bench_denoise.py).
+# peaked at 2.1 GB with 16 of them in a batch, which separated no faster on the CPU (docs/MODEL_CARD.md, memory).
 BATCH_FRAMES = 10_400
 
 
@@ -197,7 +197,7 @@ class Separator:
             raise ValueError(f"separate() needs a non-empty (samples,) or (channels, samples) waveform, got shape {wave.shape}")
         channels = torch.from_numpy(np.ascontiguousarray(np.atleast_2d(wave)))
         low = torch.from_numpy(np.ascontiguousarray(resample(channels.mean(0).numpy(), sample_rate, self.cfg.sample_rate)))
-        # (frames, F, C); the spectrogram is not kept: for a 10-minute file it is 200 MB (bench/bench_denoise.py).
+        # (frames, F, C); the spectrogram is not kept: for a 10-minute file it is 200 MB.
         masks, count = self.masks(stft(low, self.cfg))
         if self.output_rate == "stft":
             channels = torch.from_numpy(np.ascontiguousarray(resample(channels.numpy(), sample_rate, self.cfg.sample_rate)))
