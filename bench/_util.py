@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import resource
 import threading
@@ -65,11 +66,17 @@ class TreeRss:
     came from, and a child between ``fork`` and ``exec`` (``git`` started by mlflow) shares all of its
     parent's pages: adding their resident sets would count that memory twice. ``peak_main_mib`` is the
     process's own resident set, ``peak_child_mib`` the largest unique set of one descendant (a worker).
+
+    A unique set costs about 11 ms of CPU to read (the kernel walks the process's page tables), so the
+    descendants' are read every ``unique_interval`` s, the process's own resident set (microseconds)
+    every ``interval``. Read every 0.1 s, two workers' unique sets took about a fifth of one of the
+    machine's two cores from the stage being measured: score at 10x ran 474 s with two workers,
+    where the cores were a sixth idle by its CPU time (docs/BENCHMARKS.md, cost curve).
     """
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    def __init__(self, pid: int, interval: float = 0.1, unique_interval: float = 1.0) -> None:
         self._proc = psutil.Process(pid)
-        self._interval = interval
+        self._interval, self._unique_interval = interval, unique_interval
         self.peak_tree_mib = self.peak_main_mib = self.peak_child_mib = 0.0
 
     def __enter__(self) -> "TreeRss":
@@ -86,13 +93,16 @@ class TreeRss:
             return 0.0
 
     def _sample(self) -> None:
+        child: list[float] = []
+        read_at = -math.inf
         while not self._stop.is_set():
-            try:
-                children = self._proc.children(recursive=True)
-            except psutil.Error:
-                return
             main = self._mib(self._proc, unique=False)
-            child = [self._mib(c, unique=True) for c in children]
+            if time.monotonic() - read_at >= self._unique_interval:
+                try:
+                    children = self._proc.children(recursive=True)
+                except psutil.Error:
+                    return
+                child, read_at = [self._mib(c, unique=True) for c in children], time.monotonic()
             self.peak_main_mib = max(self.peak_main_mib, main)
             self.peak_child_mib = max([self.peak_child_mib, *child])
             self.peak_tree_mib = max(self.peak_tree_mib, main + sum(child))

@@ -8,7 +8,7 @@ to a throwaway store there. Both training stages are shortened to ``--epochs`` e
 training time per epoch is scaled to params.yaml's epochs (``projected_seconds``). Peak
 memory: ``peak_rss_mib`` is the largest single process of the stage (its own or a worker's maximum
 resident set size, from ``os.wait4``), ``peak_tree_mib`` the largest total over the stage's process
-tree (``_util.TreeRss``, sampled every 0.1 s; separate, classify, score and sweep run ``workers`` processes).
+tree (``_util.TreeRss``, the stage every 0.1 s, its workers every 1 s; separate, classify, score and sweep run ``workers`` processes).
 ``cpu_seconds`` is user + system time of the stage and every process it waited for.
 """
 
