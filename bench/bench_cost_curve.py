@@ -3,7 +3,8 @@
     python bench/bench_cost_curve.py [--scales 1 3 10] [--fractions 0.1 0.3 1] [--quick]
         (writes bench/results/cost_curve.json, .md and docs/cost_curve.png; --quick: *_quick, tiny sizes, a check)
     python bench/bench_cost_curve.py --scales 10 --fractions --one-worker --name cost_curve_10x
-        (score and sweep again with one worker at 10x; writes bench/results/cost_curve_10x.json and .md)
+        (score and sweep again with one worker at 10x; writes bench/results/cost_curve_10x.json and .md;
+        --stop-after score --one-worker score: score only, about half the time)
     python bench/bench_cost_curve.py --scales --fractions 1 --adapt-max 700 --name cost_curve_adapt
         (the training stages at the `full` profile's size, adapt_music2vec included, after `make repro`)
 
@@ -237,15 +238,15 @@ def markdown(fits: dict[str, dict], proj: dict[str, dict], proj16: dict[str, dic
     return "\n".join(lines) + "\n"
 
 
-def one_worker(run: dict, env_name: str) -> dict[str, dict]:
-    """Score and sweep again in ``run``'s copy with ``workers: 1``, from scratch; their rows, keyed ``<stage>@1``."""
+def one_worker(run: dict, env_name: str, stages: list[str]) -> dict[str, dict]:
+    """``stages`` (score, sweep) again in ``run``'s copy with ``workers: 1``, from scratch; their rows, keyed ``<stage>@1``."""
     work = run["work"]
     params = yaml.safe_load((work / "params.yaml").read_text())
     (work / "params.yaml").write_text(yaml.safe_dump(params | {"workers": 1}, sort_keys=False))
     dvc_stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": env_name}
     rows = {}
-    for stage in ("score", "sweep"):
+    for stage in stages:
         shutil.rmtree(work / "checkpoints" / stage, ignore_errors=True)  # nothing resumed: all the work, one worker
         print(f"== {run['profile']}: {stage}, 1 worker", flush=True)
         rows[f"{stage}@1"] = run_stage(stage, dvc_stages[stage]["cmd"], work, env)
@@ -256,8 +257,8 @@ def one_worker(run: dict, env_name: str) -> dict[str, dict]:
 
 def worker_ratios(runs: list[dict]) -> dict[str, dict[str, float]]:
     """Per test-set profile run with ``--one-worker``: score's and sweep's time with every core over one worker's."""
-    return {r["profile"]: {s: r["stages"][s]["seconds"] / r["stages"][f"{s}@1"]["seconds"] for s in ("score", "sweep")}
-            for r in runs if "score@1" in r["stages"]}  # fmt: skip
+    return {r["profile"]: {s: r["stages"][s]["seconds"] / r["stages"][f"{s}@1"]["seconds"] for s in ("score", "sweep")
+                           if f"{s}@1" in r["stages"]} for r in runs if any(k.endswith("@1") for k in r["stages"])}  # fmt: skip
 
 
 def measured(runs: list[dict]) -> str:
@@ -283,7 +284,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="epochs of each training stage in this run")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the benchmark works")
     parser.add_argument("--workdir", type=Path, help="where the temporary copies and profiles go (full sizes: about 5 GB)")
-    parser.add_argument("--one-worker", action="store_true", help="score and sweep again with 1 worker at each test-set size")
+    parser.add_argument("--one-worker", nargs="*", choices=["score", "sweep"], default=None,
+                        help="these stages (none named: score and sweep) again with 1 worker at each test-set size")  # fmt: skip
+    parser.add_argument("--stop-after", choices=list(SIZE), help="test-set profiles run the stages up to this one only")
     parser.add_argument("--name", default="cost_curve", help="results' name in bench/results/ (the docs' plot: cost_curve only)")
     args = parser.parse_args()
     cfg = TEST_AXIS | ({k: QUICK[k] for k in TEST_AXIS} if args.quick else {})
@@ -298,11 +301,14 @@ def main() -> None:
             test_clips = round(SAMPLE_TEST_CLIPS * scale)
             music = test_clips + cfg["train_music"]
             stages = [s for s in all_stages if i == 0 or s not in TEST_AXIS_ONCE]
+            if args.stop_after:
+                stages = [s for s in stages if all_stages.index(s) <= all_stages.index(args.stop_after)]
             models = [runs[0]["work"] / "models" / m for m in MODELS] if i else []
             run = run_profile(root, f"test-{scale:g}x", music, cfg["noise"], labels, test_clips / music, stages,
                               args.epochs, models)  # fmt: skip
-            if args.one_worker:
-                run["stages"] |= one_worker(run, f"cost-{run['profile']}-1-worker")
+            if args.one_worker is not None:
+                again = [s for s in (args.one_worker or ["score", "sweep"]) if s in stages]
+                run["stages"] |= one_worker(run, f"cost-{run['profile']}-1-worker", again)
             runs.append(run | {"axis": "test", "scale": scale})
         # What adapt_music2vec reads, written by separate.
         separator = [(runs[0]["work"] if runs else REPO) / "models" / "separator.pt"]
