@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +49,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import RESULTS, write_result  # noqa: E402
-from bench_stages import REPO, TRAINING, copy_repo, projected_seconds, run_stage, shorten_training  # noqa: E402
+from bench_stages import REPO, TRAINING, copy_repo, projected_seconds, run_stage, shorten_training, stage_env  # noqa: E402
 from scale_profile import build_scale_profile  # noqa: E402
 
 # Each stage's size variable: what its work is proportional to, and so which axis measures it.
@@ -151,7 +150,7 @@ def run_profile(work_root: Path, name: str, music: int, noise: int, labels: dict
     (work / "models").mkdir(exist_ok=True)
     for model in models:
         shutil.copy2(model, work / "models" / model.name)
-    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": f"cost-{name}"}
+    env = stage_env(work, f"cost-{name}")
     rows: dict[str, dict] = {}
     for stage in (s for s in dvc_stages if s in stages):
         print(f"== {name}: {stage}", flush=True)
@@ -244,7 +243,7 @@ def one_worker(run: dict, env_name: str, stages: list[str]) -> dict[str, dict]:
     params = yaml.safe_load((work / "params.yaml").read_text())
     (work / "params.yaml").write_text(yaml.safe_dump(params | {"workers": 1}, sort_keys=False))
     dvc_stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
-    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": env_name}
+    env = stage_env(work, env_name)
     rows = {}
     for stage in stages:
         shutil.rmtree(work / "checkpoints" / stage, ignore_errors=True)  # nothing resumed: all the work, one worker

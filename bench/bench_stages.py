@@ -49,6 +49,11 @@ def copy_repo(dest: Path) -> None:
             shutil.copy2(src, dest / name.decode())
 
 
+def stage_env(work: Path, experiment: str) -> dict[str, str]:
+    """The environment stages run with in the copy ``work``: its own MLflow store, runs under ``experiment``."""
+    return os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": experiment}
+
+
 def run_stage(name: str, cmd: str, cwd: Path, env: dict[str, str]) -> dict[str, float]:
     """Run one stage's command as DVC would; its wall and CPU seconds and peak memory (module docstring)."""
     start = time.perf_counter()
@@ -114,7 +119,7 @@ def main() -> None:
         copy_repo(work)
         short = shorten_training(params, args.epochs)
         (work / "params.yaml").write_text(yaml.safe_dump(short, sort_keys=False))
-        env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_EXP_NAME": "bench-stages"}
+        env = stage_env(work, "bench-stages")
         for name, stage in stages.items():
             print(f"== {name}", flush=True)
             row = {"stage": name} | run_stage(name, stage["cmd"], work, env)
