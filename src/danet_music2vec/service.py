@@ -31,7 +31,7 @@ import soundfile as sf
 
 from danet_music2vec.audio import SUPPORTED
 from danet_music2vec.evidence import GenreReader
-from danet_music2vec.separation.denoising import denoise, separate_music
+from danet_music2vec.separation.denoising import denoise
 
 # Rates libsndfile and the resampler handle well; below 8 kHz there is no music band left to separate.
 MIN_RATE, MAX_RATE = 8000, 192000
