@@ -1,4 +1,5 @@
 import copy
+import re
 from typing import get_args
 
 import pytest
@@ -170,3 +171,32 @@ def test_score_bss_eval_takes_the_backends_metrics_knows(params):
         assert parse_params(params).score.bss_eval == backend
     field = type(parse_params(params).score).model_fields["bss_eval"].annotation
     assert get_args(field) == BSS_EVAL_BACKENDS
+
+
+def _lever_rows() -> list[tuple[list[str], list[str]]]:
+    """docs/PARAMETERS.md's quality-lever table: each row's params and their stated defaults."""
+    text = (REPO / "docs" / "PARAMETERS.md").read_text()
+    table = text.split("## Quality levers")[1].split("\n## ")[0]
+    rows = []
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        keys = re.findall(r"`([^`]+)`", cells[0])
+        prefix = keys[0].rsplit(".", 1)[0]  # `a.b.c`, `d` -> a.b.c, a.b.d
+        keys = [key if "." in key else f"{prefix}.{key}" for key in keys]
+        rows.append((keys, [d.strip().strip("`") for d in re.split(r",\s(?![^\[]*\])", cells[1])]))
+    return rows
+
+
+def test_the_parameter_docs_state_params_yaml_defaults(params):
+    """The quality-lever table's default column is what params.yaml says (it drifted twice before this test)."""
+    rows = _lever_rows()
+    assert len(rows) > 20
+    for keys, defaults in rows:
+        assert len(keys) == len(defaults), keys
+        for key, default in zip(keys, defaults):
+            value = params
+            for part in key.split("."):
+                value = value[part]
+            assert yaml.safe_load(default) == value, f"docs/PARAMETERS.md says {key} defaults to {default}; params.yaml: {value}"
