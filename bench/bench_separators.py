@@ -8,7 +8,7 @@ is rendered (at --snr dB when given, else at the manifest's gains), separated wi
 rate as `dm2v denoise` does, and scored with BSS Eval as the score stage does: at 8 kHz (output and sources
 resampled) and at the mixture's full rate. Paired differences against the first separator come with 95% intervals
 resampled by test clip. --int8 also scores each separator with int8 dynamic quantization of its network
-(NAME-int8; danet_music2vec.experiments.networks.int8_separator). Writes bench/results/<name>.json.
+(NAME-int8: the same file with ``separate.precision: int8``). Writes bench/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from _util import write_result  # noqa: E402
 from danet_music2vec.audio import load_audio, resample  # noqa: E402
 from danet_music2vec.data.mixing import Rendered, render_mixture, tile  # noqa: E402
 from danet_music2vec.dynamic_mixing import split_groups  # noqa: E402
-from danet_music2vec.experiments.networks import int8_separator  # noqa: E402
 from danet_music2vec.metrics import global_scores, paired_difference, separation_scores  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
@@ -114,7 +113,8 @@ def main() -> None:
     separators = [(name, path, Separator.load(path, device="cpu", **overrides))
                   for name, path in (item.split("=", 1) for item in args.separator)]  # fmt: skip
     if args.int8:
-        separators += [(f"{name}-int8", path, int8_separator(separator)) for name, path, separator in separators]
+        separators += [(f"{name}-int8", path, Separator.load(path, **(overrides | {"device": "cpu", "precision": "int8"})))
+                       for name, path, _ in separators]  # fmt: skip
     for name, path, separator in separators:
         table, x_real_time = score(separator, items)
         tables[name] = table

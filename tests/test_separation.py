@@ -365,6 +365,27 @@ def test_bf16_inference_separates_as_fp32_within_bf16_precision() -> None:
     assert np.abs(half - full).max() < 0.02 * np.abs(full).max()
 
 
+def test_int8_inference_keeps_the_masks_and_leaves_the_given_network_alone() -> None:
+    torch.manual_seed(0)
+    model = MaskNetwork(N_FREQ, hidden=16, layers=2)
+    full = Separator(model, CFG, [], settings(precision="fp32"))
+    quantized = Separator(model, CFG, [], settings(precision="int8"))
+    assert quantized.precision == "int8"
+    assert isinstance(quantized.model.encoder.blstm, torch.ao.nn.quantized.dynamic.LSTM)
+    assert type(model.encoder.blstm) is torch.nn.LSTM and full.model is model  # quantized a copy
+    spec = stft(torch.from_numpy(_wave(2.0)), CFG)
+    # int8 weights move a sigmoid mask by a few thousandths (docs/NETWORKS.md measures GNSDR: +0.003 dB).
+    torch.testing.assert_close(quantized.masks(spec)[0], full.masks(spec)[0], atol=0.02, rtol=0)
+    music = quantized.separate(_wave(2.0), 8000).music
+    assert music.shape == (16000,) and music.dtype == np.float32
+
+
+def test_int8_inference_is_for_the_cpu_only() -> None:
+    with pytest.raises(DeviceError, match="precision int8 .* runs on the CPU only"):
+        devices.resolve_precision(torch.device("cuda"), "int8")
+    assert devices.resolve_precision(torch.device("cpu"), "int8") == "int8"
+
+
 def test_a_separator_file_written_before_the_inference_chunk_and_precision_keys_loads_as_it_was_scored(tmp_path) -> None:
     from danet_music2vec import checkpoints
     from tests.factories import separator_file

@@ -1,8 +1,12 @@
-"""Devices (``auto | cpu | cuda``) for training, separation and classification, and the trainers' autocast."""
+"""Devices (``auto | cpu | cuda``) for training, separation and classification, and their numeric precision:
+bf16 autocast, and int8 dynamic quantization for separation on the CPU."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+from torch import nn
 
 from danet_music2vec.errors import DeviceError
 
@@ -42,7 +46,26 @@ def bf16_is_native(device: torch.device) -> bool:
 
 
 def resolve_precision(device: torch.device, precision: str) -> str:
-    """``auto`` -> ``bf16`` where the device computes it natively (:func:`bf16_is_native`), else ``fp32``."""
+    """``auto`` -> ``bf16`` where the device computes it natively (:func:`bf16_is_native`), else ``fp32``.
+
+    ``int8`` (:func:`quantize_int8`) is for the CPU only: on a GPU it is a :class:`DeviceError`.
+    """
+    if precision == "int8" and device.type != "cpu":
+        raise DeviceError("precision int8 (dynamic quantization) runs on the CPU only; on a GPU use auto, bf16 or fp32")
     if precision == "auto":
         return "bf16" if bf16_is_native(device) else "fp32"
     return precision
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (in eval mode) with int8 dynamic quantization of its LSTM and Linear layers: weights stored
+    in int8, activations quantized per batch as they come. The rest (convolutions, STFT) stays fp32.
+
+    For CPUs without bf16 units, where bf16 autocast is refused. ``torch.ao.quantization`` is deprecated (torchao
+    replaces it for Linear layers but has no quantized LSTM); the pinned torch still has it, so its deprecation
+    warnings are silenced here rather than shown on every separation.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", category=UserWarning, message=r"torch\.quantize_per_tensor")
+        return torch.ao.quantization.quantize_dynamic(model.eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8)

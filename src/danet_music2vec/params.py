@@ -106,7 +106,7 @@ Range = Annotated[tuple[Number, Number], AfterValidator(_ordered)]  # [lo, hi] i
 Path_ = Annotated[StrictStr, Field(min_length=1)]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
-InferencePrecision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where the device computes it natively
+InferencePrecision = Literal["auto", "fp32", "bf16", "int8"]  # auto: bf16 where the device computes it natively; int8: CPU only
 # The ways a noisy recording can be classified (danet_music2vec.evidence says what each is)
 ProductPath = Literal["mixture", "separated", "separated_adapted", "combined", "gated"]
 

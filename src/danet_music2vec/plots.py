@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -132,6 +133,11 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], path: str | os.PathLik
         for name, table in curves.items():
             ax.plot(table[x], table[value], marker=".", label=name)
         ax.set_xscale("log")
+        # Plain numbers at 1, 2 and 5 of each decade: a curve spanning less than a decade otherwise gets
+        # every minor tick labelled in powers of ten, on top of each other.
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

@@ -9,16 +9,14 @@ import torch
 from torchaudio.models import ConvTasNet
 
 from danet_music2vec.experiments.networks import (
-    NETWORKS, int8_separator, int8_verdict, mixture_si_sdr, network_report, study_params, train_waveform,
+    NETWORKS, int8_verdict, mixture_si_sdr, network_report, study_params, train_waveform,
 )  # fmt: skip
 from danet_music2vec.features import FeatureStore
-from danet_music2vec.models import MaskNetwork
 from danet_music2vec.params import read_params_yaml
 from danet_music2vec.pretrained import RECIPE
-from danet_music2vec.separation import Separator
 from danet_music2vec.separator_training import make_mixers, validation_batches
-from tests.conftest import REPO, parsed_params, separate_params
-from tests.separator_training.test_loop import CFG, RATE, make_store, synth
+from tests.conftest import REPO, parsed_params
+from tests.separator_training.test_loop import make_store
 
 torch.set_num_threads(1)
 
@@ -59,19 +57,6 @@ def test_a_time_domain_network_trains_on_the_same_mixtures_and_stops_at_its_budg
 
     spent = params.model_copy(update={"separator": params.separator.model_copy(update={"budget_minutes": 1e-4})})
     assert len(train_waveform(store, spent, model)[0]) == 1  # the budget is spent after the first epoch
-
-
-def test_int8_keeps_the_masks_of_a_mask_network() -> None:
-    torch.manual_seed(0)
-    model = MaskNetwork(n_freq=CFG.n_freq, hidden=16, layers=2)
-    separator = Separator(model, CFG, [], separate_params(device="cpu"))
-    quantized = int8_separator(separator)
-    assert isinstance(quantized.model.encoder.blstm, torch.ao.nn.quantized.dynamic.LSTM)
-    assert type(separator.model.encoder.blstm) is torch.nn.LSTM  # the original is left as it was
-    spec = torch.stft(torch.from_numpy(synth(1).mixture), CFG.n_fft, CFG.hop, window=torch.hann_window(CFG.n_fft),
-                      return_complex=True).T  # fmt: skip
-    torch.testing.assert_close(quantized.masks(spec)[0], separator.masks(spec)[0], atol=0.02, rtol=0)
-    assert quantized.separate(synth(1).mixture, RATE).music.shape == synth(1).mixture.shape
 
 
 def _record(name: str, values: list[float]) -> dict:

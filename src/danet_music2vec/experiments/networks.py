@@ -15,7 +15,8 @@ After every epoch each is scored on the same held-out validation mixtures
 (:func:`~danet_music2vec.separator_training.validation_batches`); the learning curve is that score, less
 the mixtures' own SI-SDR, against the training wall time. The best epoch's network is then timed on a
 30 s track on 1 and 2 threads, in a fresh process each, which also gives its peak memory.
-:func:`int8_dynamic` is the int8 dynamic quantization measured on the shipped separator.
+The shipped separator is timed as it ships and with ``separate.precision: int8``
+(:func:`~danet_music2vec.devices.quantize_int8`).
 """
 
 from __future__ import annotations
@@ -187,22 +188,9 @@ def speed_track(sample_dir: Path, rate: int) -> np.ndarray:
     return looped_mixture(music, noise, rate, SPEED_SECONDS)
 
 
-def int8_dynamic(model: nn.Module) -> nn.Module:
-    """``model`` with int8 dynamic quantization of its LSTM and Linear layers (weights int8, activations quantized
-    per batch on the fly): for CPUs without bf16 units, where bf16 autocast is refused (:mod:`danet_music2vec.devices`)."""
-    return torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
-
-
-def int8_separator(separator: Separator) -> Separator:
-    """The same separator, settings and all, with :func:`int8_dynamic` applied to its network (mask networks only)."""
-    if separator.model.architecture == "danet":
-        raise ValueError("int8 is measured on the mask networks; DANet's k-means inference is not covered")
-    return Separator(int8_dynamic(separator.model), separator.cfg, [], separator.settings)
-
-
 def _predictor(kind: str, path: str) -> Callable[[np.ndarray, int], Any]:
     """What separates a track for :func:`time_inference`: the separator file at ``path`` with its own inference
-    settings on the CPU (``stft``), the same with :func:`int8_separator` (``int8``), or a ConvTasNet (``waveform``)."""
+    settings on the CPU (``stft``), the same with ``precision: int8`` (``int8``), or a ConvTasNet (``waveform``)."""
     if kind == "waveform":
         model = conv_tasnet()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -213,8 +201,7 @@ def _predictor(kind: str, path: str) -> Callable[[np.ndarray, int], Any]:
                 return model(torch.from_numpy(wave)[None, None])[0, 0]
 
         return separate
-    separator = Separator.load(path, device="cpu")
-    return (int8_separator(separator) if kind == "int8" else separator).separate
+    return Separator.load(path, device="cpu", **({"precision": "int8"} if kind == "int8" else {})).separate
 
 
 def time_inference(kind: str, path: str, wave: np.ndarray, rate: int, threads: int) -> dict[str, float]:
@@ -290,7 +277,7 @@ def run_network(store: FeatureStore, base: Mapping[str, Any], name: str, seed: i
 
 
 def shipped_int8(wave: np.ndarray, rate: int, out: Path) -> dict[str, Any]:
-    """Speed and memory of the shipped separator as it ships and with :func:`int8_dynamic`: ``out/shipped.json``."""
+    """Speed and memory of the shipped separator as it ships and with ``precision: int8``: ``out/shipped.json``."""
     record = {"fp32": inference_speed("stft", SHIPPED, wave, rate), "int8": inference_speed("int8", SHIPPED, wave, rate),
               "bf16_native": bf16_is_native(torch.device("cpu"))}  # fmt: skip
     write_json(out / "shipped.json", record)

@@ -33,7 +33,7 @@ from torch import nn
 
 from danet_music2vec import checkpoints
 from danet_music2vec.audio import resample
-from danet_music2vec.devices import autocast, resolve_device, resolve_precision
+from danet_music2vec.devices import autocast, quantize_int8, resolve_device, resolve_precision
 from danet_music2vec.dsp import StftConfig, istft, stft
 from danet_music2vec.errors import CheckpointError
 from danet_music2vec.params import SeparateParams, SeparatorInference
@@ -94,10 +94,11 @@ class Separator:
     ) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.model = model.to(self.device).eval()
+        self.precision = resolve_precision(self.device, settings.precision)
+        # int8 quantizes a copy: the caller's network stays as it was (a trainer may still hold it).
+        self.model = (quantize_int8(model) if self.precision == "int8" else model).to(self.device).eval()
         self.cfg = cfg
         self.overlap, self.batch_size = settings.overlap, settings.batch_size
-        self.precision = resolve_precision(self.device, settings.precision)
         # Inference may read longer chunks than training did (a BLSTM hears more context): null = the training length.
         self.chunk_frames = settings.chunk_frames or cfg.chunk_frames
         self.output_rate, self.mask_floor = settings.output_rate, settings.mask_floor
