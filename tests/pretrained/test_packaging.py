@@ -46,6 +46,8 @@ def test_the_recipe_is_written_into_the_params(work):
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["separator"]["hidden"] == RECIPE["separator.hidden"]
     assert params["data"]["separation_noise_dirs"] == ["data/extra-noise"]
+    # `train` must train: params.yaml's default start copies the shipped separator instead.
+    assert params["separator"]["start"] == "scratch"
     with pytest.raises(KeyError, match="no key 'separator.hiden'"):
         set_params(work / "params.yaml", {"separator.hiden": 3})
 

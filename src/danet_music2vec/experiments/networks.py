@@ -90,7 +90,7 @@ NETWORKS: dict[str, Network] = {
 def study_params(base: Mapping[str, Any], network: str, seed: int, minutes: float) -> Params:
     """``base`` (a params.yaml as data) with the shipped separator's recipe, the study's budget and ``network``'s keys."""
     raw = json.loads(json.dumps(base))
-    overrides = dict(RECIPE) | {"separator.start": "scratch", "separator.seed": seed, "separator.budget_minutes": minutes,
+    overrides = dict(RECIPE) | {"separator.seed": seed, "separator.budget_minutes": minutes,
                                 "separator.epochs": 100_000, "separator.steps_per_epoch": STEPS_PER_EPOCH,
                                 "separator.device": "cpu", "separate.device": "cpu"} | dict(NETWORKS[network].overrides)  # fmt: skip
     for key, value in overrides.items():
