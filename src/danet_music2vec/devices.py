@@ -23,7 +23,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """The forward pass's autocast for a ``precision``: bf16 autocast, or disabled for fp32.
+    """The forward pass's autocast for a ``precision``: bf16 autocast, or disabled for fp32 and int8 (the
+    quantized layers compute in int8 themselves: :func:`quantize_int8`).
 
     bf16 on a CPU without bf16 units is a :class:`DeviceError`: oneDNN cannot build its bf16 LSTM
     there ("could not create a primitive descriptor"), and emulated bf16 would be slower than fp32.
