@@ -55,7 +55,8 @@ def test_items(snr: float | None) -> list[Item]:
 def validation_items(snr: float, val_fraction: float, seed: int, seconds: float = 12.0) -> list[Item]:
     """Every held-out validation track of the profile's training split with every held-out noise recording
     (:func:`~danet_music2vec.dynamic_mixing.split_groups`, as training holds them out), the first ``seconds`` at
-    ``snr`` dB, the noise looped: what no separator trained with that seed and ``val_fraction`` has heard."""
+    ``snr`` dB, the noise looped: what no separator trained with that validation seed (``separator.val_seed``, else
+    ``seed``) and ``val_fraction`` has heard."""
     splits = pd.read_parquet("data/splits.parquet").query("split == 'train'")
     held = {kind: split_groups(splits.loc[splits["kind"] == kind, "group"], val_fraction, seed)[1] for kind in ("music", "noise")}
     pick = {kind: splits[(splits["kind"] == kind) & splits["group"].isin(held[kind])] for kind in held}
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help="score on the profile's held-out validation tracks x noise recordings instead (12 s, 0 dB or --snr)")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="--validation: separator.val_fraction of the runs")
-    parser.add_argument("--seed", type=int, default=0, help="--validation: separator.seed of the runs")
+    parser.add_argument("--seed", type=int, default=0, help="--validation: separator.val_seed of the runs (else their separator.seed)")
     parser.add_argument("--int8", action="store_true", help="also score every separator with int8 dynamic quantization")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}

@@ -237,6 +237,7 @@ class SeparatorParams(Group):
     val_examples: PositiveInt
     grad_clip: PositiveNumber | None
     seed: NonNegativeInt
+    val_seed: NonNegativeInt | None = None
     device: Device
     precision: Precision
     nproc: PositiveInt
@@ -254,6 +255,11 @@ class SeparatorParams(Group):
     def used(self) -> dict[str, Any]:
         """The keys this architecture uses, as plain data: the common ones and its own group."""
         return _dump_for(self, self.architecture)
+
+    @property
+    def validation_seed(self) -> int:
+        """The seed of the held-out validation tracks, recordings and mixtures: ``val_seed``, else ``seed``."""
+        return self.seed if self.val_seed is None else self.val_seed
 
     @model_validator(mode="after")
     def _kmeans_within_epochs(self) -> "SeparatorParams":

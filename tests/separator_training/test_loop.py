@@ -18,7 +18,9 @@ from danet_music2vec.errors import CheckpointError
 from danet_music2vec.features import FeatureStore, write_features
 from danet_music2vec.params import SeparatorParams
 from danet_music2vec.separation import AttractorMasks, HeadMasks, Separator
-from danet_music2vec.separator_training import EpochStats, build_network, learning_rate, make_mixers, train_separator
+from danet_music2vec.separator_training import (
+    EpochStats, build_network, learning_rate, make_mixers, train_separator, validation_batches,
+)
 from tests.conftest import separate_params, separator_params
 
 torch.set_num_threads(1)
@@ -209,6 +211,20 @@ def test_validation_holds_out_the_same_share_of_the_profile_and_of_each_pool(tmp
         assert not held & trains
         assert len(held & pool_groups) == 2 and len(trains & pool_groups) == 4  # 0.34 of 6 pool groups held out
         assert held - pool_groups == set(getattr(val_without, kind)["group"])
+
+
+def test_a_fixed_val_seed_holds_out_the_same_validation_set_for_every_training_seed(tmp_path: Path) -> None:
+    store = make_store(tmp_path, n_music=12)
+
+    def held_out(**overrides) -> tuple[set[str], torch.Tensor]:
+        cfg = small(val_fraction=0.34, **overrides)
+        _, val = make_mixers(store, cfg, noises=1)
+        return set(val.music["group"]) | set(val.noise["group"]), validation_batches(val, cfg)[0][0]
+
+    groups, batch = held_out(seed=0)
+    fixed_groups, fixed_batch = held_out(seed=5, val_seed=0)
+    assert fixed_groups == groups and torch.equal(fixed_batch, batch)  # the training seed moved nothing held out
+    assert held_out(seed=5)[0] != groups  # without val_seed, the seed draws its own validation set
 
 
 def test_the_model_lists_every_clip_it_learned_from_or_was_chosen_on(store: FeatureStore, tmp_path: Path) -> None:

@@ -164,7 +164,8 @@ def _epoch_seed(seed: int, epoch: int, stream: int | str) -> int:
 
 
 def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple[DynamicMixer, DynamicMixer | None]:
-    """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out.
+    """Training and validation mixers: a seeded ``val_fraction`` of the music tracks and noise recordings held out
+    (drawn with :attr:`~SeparatorParams.validation_seed`, so runs of different ``seed`` can share one validation set).
 
     The profile's training split and each separator-only pool (``data.separation_music_dirs``,
     ``separation_noise_dirs``) give up the same share of their tracks and recordings, each on its own
@@ -176,9 +177,9 @@ def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple
     for kind in SOURCES:
         clips = store.clips(kind)
         pool = clips["clip_id"].str.startswith(EXTRA_PREFIX)
-        train, val = split_groups(clips.loc[~pool, "group"], cfg.val_fraction, cfg.seed)
+        train, val = split_groups(clips.loc[~pool, "group"], cfg.val_fraction, cfg.validation_seed)
         if pool.any():
-            pool_train, pool_val = split_groups(clips.loc[pool, "group"], cfg.val_fraction, cfg.seed)
+            pool_train, pool_val = split_groups(clips.loc[pool, "group"], cfg.val_fraction, cfg.validation_seed)
             train, val = train | pool_train, val | pool_val
         held[kind] = (train, val)
     (music_train, music_val), (noise_train, noise_val) = held["music"], held["noise"]
@@ -192,8 +193,8 @@ def make_mixers(store: FeatureStore, cfg: SeparatorParams, noises: int) -> tuple
 
 def validation_batches(val_mixer: DynamicMixer, cfg: SeparatorParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The ``val_examples`` held-out mixtures every epoch is scored on, in batches: the same for every network that
-    shares the data, ``seed``, ``val_fraction`` and ``val_examples``."""
-    return val_mixer.fixed_batches(_epoch_seed(cfg.seed, 0, 2), cfg.val_examples, cfg.batch_size)
+    shares the data, :attr:`~SeparatorParams.validation_seed`, ``val_fraction`` and ``val_examples``."""
+    return val_mixer.fixed_batches(_epoch_seed(cfg.validation_seed, 0, 2), cfg.val_examples, cfg.batch_size)
 
 
 @dataclass
