@@ -44,7 +44,7 @@ def work(tmp_path):
 
 def test_the_recipe_is_written_into_the_params(work):
     params = yaml.safe_load((work / "params.yaml").read_text())
-    assert params["separator"]["hidden"] == RECIPE["separator.hidden"]
+    assert params["separator"]["architecture"] == RECIPE["separator.architecture"]
     assert params["data"]["separation_noise_dirs"] == ["data/extra-noise"]
     # `train` must train: params.yaml's default start copies the shipped separator instead.
     assert params["separator"]["start"] == "scratch"
@@ -66,3 +66,11 @@ def test_the_packaged_separator_separates_as_the_trained_one_in_half_the_bytes(w
     half_music = Separator.load(out, device="cpu").separate(wave, 16000).music
     full_music = Separator.load(tmp_path / "fp32.pt", device="cpu").separate(wave, 16000).music
     np.testing.assert_allclose(half_music, full_music, atol=1e-3)
+
+
+def test_the_card_states_what_the_work_folder_trained_with(work, tmp_path):
+    set_params(work / "params.yaml", {"separator.seed": 7, "separator.epochs": 3})  # a run that overrode the recipe
+    recipe = package(work, tmp_path / "separator.pt")["recipe"]
+    assert recipe.keys() == RECIPE.keys()
+    assert recipe["separator.seed"] == 7 and recipe["separator.epochs"] == 3
+    assert recipe["separator.architecture"] == RECIPE["separator.architecture"]

@@ -37,7 +37,8 @@ def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, h
     steps_per_epoch, batch_size = params["separator"]["steps_per_epoch"], params["separator"]["batch_size"]
     clips = network["training_clips"]
     card = {
-        "recipe": RECIPE,
+        # What the work folder trained with at the recipe's keys (it may have overridden RECIPE, e.g. a seed).
+        "recipe": {key: _lookup(params, key) for key in RECIPE},
         "commit": commit,
         "architecture": network["model_config"]["architecture"],
         "epochs": trained["epochs"],
@@ -57,3 +58,11 @@ def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, h
     if manifest_csv is not None:
         write_csv(manifest_csv, pd.DataFrame(clips))
     return card
+
+
+def _lookup(params: dict[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` (``separator.seed``) of a params.yaml as data; None where the file has no such key."""
+    node: Any = params
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
