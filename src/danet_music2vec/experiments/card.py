@@ -15,7 +15,7 @@ from danet_music2vec.experiments.records import saved_experiments, workspace_cod
 from danet_music2vec.experiments.runner import run_experiments
 from danet_music2vec.pretrained import RECIPE
 
-FINETUNE_KEYS = ("separator.loss", "separator.batch_size", "separator.train_snr_db")
+FINETUNE_KEYS = ("separator.architecture", "separator.loss", "separator.batch_size", "separator.train_snr_db")
 CONDITIONS = ((1, 0.0), (2, 0.0), (1, -5.0), (2, -5.0))  # (noises, input SNR in dB)
 # Each start's overrides and the conditions it runs in: fine-tuning (10 epochs of the profile's training split,
 # about 5 minutes on 2 cores: what fits in `make repro`) is measured in the first condition only.
