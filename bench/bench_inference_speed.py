@@ -32,15 +32,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--name", default="inference_speed", help="bench/results/<name>.json")
     args = parser.parse_args()
-    runs, architecture = [], Separator.pretrained(device="cpu").model.architecture
+    runs = []
     for precision, chunk in itertools.product(args.precision, args.chunk_frames):
         separator = Separator.pretrained(device="cpu", precision=precision, chunk_frames=chunk)
         for threads in args.threads:
             run = {"precision": precision, "chunk_frames": chunk} | real_time(separator, threads)
             print(run, flush=True)
             runs.append(run)
-    write_result(args.name, {"benchmark": "inference speed of the shipped separator (30 s track)", "architecture": architecture,
-                             "runs": runs})
+    write_result(args.name, {"benchmark": "inference speed of the shipped separator (30 s track)",
+                             "architecture": separator.model.architecture, "runs": runs})
 
 
 if __name__ == "__main__":

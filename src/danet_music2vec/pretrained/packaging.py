@@ -19,7 +19,7 @@ import pandas as pd
 
 from danet_music2vec import checkpoints
 from danet_music2vec.atomic import write_csv
-from danet_music2vec.params import SeparateParams, read_params_yaml
+from danet_music2vec.params import SeparateParams, lookup, read_params_yaml
 from danet_music2vec.pretrained import RECIPE, SHIPPED
 
 NETWORK = "models/separator_network.pt"
@@ -38,7 +38,7 @@ def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, h
     clips = network["training_clips"]
     card = {
         # What the work folder trained with at the recipe's keys (it may have overridden RECIPE, e.g. a seed).
-        "recipe": {key: _lookup(params, key) for key in RECIPE},
+        "recipe": {key: _trained_with(params, key) for key in RECIPE},
         "commit": commit,
         "architecture": network["model_config"]["architecture"],
         "epochs": trained["epochs"],
@@ -60,9 +60,9 @@ def package(work: Path, out: Path = SHIPPED, manifest_csv: Path | None = None, h
     return card
 
 
-def _lookup(params: dict[str, Any], key: str) -> Any:
-    """The value at dotted ``key`` (``separator.seed``) of a params.yaml as data; None where the file has no such key."""
-    node: Any = params
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+def _trained_with(params: dict[str, Any], key: str) -> Any:
+    """The work folder's value at the recipe's dotted ``key``; None for a key added to RECIPE after its commit."""
+    try:
+        return lookup(params, key)
+    except KeyError:
+        return None
