@@ -45,7 +45,7 @@ def main() -> None:
     elif args.command == "test":  # each finished run's GNSDR on the work clone's test mixtures (reported, never chosen on)
         torch.set_num_threads(1)
         mixtures = pd.read_parquet(args.work / "data" / "mixtures.parquet").query("split == 'test'")
-        settings = load_params(REPO / "params.yaml").separate.model_copy(update={"device": "cpu"})
+        settings = load_params(REPO / "params.yaml").separate
         os.chdir(args.work)  # the mixtures name their audio relative to the clone
         for folder in sorted(p.parent for p in args.out.resolve().glob("*/result.json")):
             print(folder.name, test_gnsdr(folder, mixtures, settings), flush=True)

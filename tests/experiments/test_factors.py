@@ -5,9 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from danet_music2vec.experiments.factors import FACTORS, PLAIN, evaluation_mixers, factor_table, pool_view, recipe_params, run_factor
+from danet_music2vec.experiments.factors import (FACTORS, PLAIN, best_epoch_separator, evaluation_mixers, factor_table, pool_view,
+                                                 recipe_params, run_factor)
 from danet_music2vec.features import FeatureStore, write_features
-from danet_music2vec.params import read_params_yaml
+from danet_music2vec.params import load_params, read_params_yaml
 from tests.separator_training.test_loop import CFG, RATE, synth_clips, synth_load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,3 +63,12 @@ def test_runs_pair_by_seed_and_mixture(store: FeatureStore, tmp_path: Path) -> N
     assert plain["vs_plain"].isna().all()
     other = table[table["recipe"] == "batch-8"]
     assert (other["vs_plain_lo"] <= other["vs_plain"]).all() and (other["vs_plain"] <= other["vs_plain_hi"]).all()
+
+
+def test_later_seeds_are_tested_as_the_first_were_whatever_params_yaml_says(store: FeatureStore, tmp_path: Path) -> None:
+    base = read_params_yaml(REPO / "params.yaml")
+    base["separator"] |= {"hidden": 8, "val_examples": 8}
+    run_factor(store, base, "plain", 0, 1e-6, tmp_path, n_eval=2)
+    settings = load_params(REPO / "params.yaml").separate.model_copy(update={"chunk_frames": 2600, "precision": "int8"})
+    separator = best_epoch_separator(tmp_path / "plain-s0", settings)
+    assert separator.chunk_frames == CFG.chunk_frames and separator.precision == "fp32"

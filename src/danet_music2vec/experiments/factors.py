@@ -96,6 +96,11 @@ def recipe_params(base: Mapping[str, Any], factor: Factor, seed: int, budget_min
     return parse_params(raw)
 
 
+# The inference settings the study's test GNSDR was measured with (seeds 0 and 1): the training chunk length and
+# fp32, fixed here so that a later seed is scored alike whatever params.yaml or the CPU (bf16 under ``auto``) says.
+TEST_INFERENCE: dict[str, Any] = {"chunk_frames": None, "precision": "fp32", "device": "cpu"}
+
+
 def pool_view(store: FeatureStore, pools: str) -> FeatureStore:
     """``store`` without the pools a recipe does not train on (``none``, ``noise`` or ``both``)."""
     pool = store.index["clip_id"].str.startswith(EXTRA_PREFIX)
@@ -173,14 +178,19 @@ def run_factor(store: FeatureStore, base: Mapping[str, Any], name: str, seed: in
     return summary
 
 
+def best_epoch_separator(folder: Path, settings: SeparateParams) -> Separator:
+    """The best epoch of a finished run in ``folder``, with ``settings`` updated by :data:`TEST_INFERENCE`."""
+    state = checkpoints.load(folder / "checkpoint.pt", "separator")
+    return Separator.from_network(state | {"model_state": state["best"]["state"]}, settings.model_copy(update=TEST_INFERENCE))
+
+
 def test_gnsdr(folder: Path, mixtures: pd.DataFrame, settings: SeparateParams) -> dict[str, Any]:
     """GNSDR (BSS Eval at the model's 8 kHz, as the score stage's headline) of a finished run's best epoch on the
-    profile's test mixtures; written to ``folder/test.json`` (read back if it is there). Reported, never chosen on."""
+    profile's test mixtures, separated with ``settings`` updated by :data:`TEST_INFERENCE`; written to
+    ``folder/test.json`` (read back if it is there). Reported, never chosen on."""
     if (folder / "test.json").is_file():
         return json.loads((folder / "test.json").read_text())
-    state = checkpoints.load(folder / "checkpoint.pt", "separator")
-    state = state | {"model_state": state["best"]["state"]}
-    separator = Separator.from_network(state, settings)
+    separator = best_epoch_separator(folder, settings)
     rate = separator.cfg.sample_rate
     results = []
     for row in mixtures.itertuples():
