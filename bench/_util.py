@@ -14,6 +14,8 @@ from typing import Any
 import psutil
 import torch
 
+from danet_music2vec.devices import resolve_precision
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -40,8 +42,21 @@ class PeakRss:
         self.peak_mib = max(self.peak_mib, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` says: timings from two machines differ."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def machine() -> dict[str, Any]:
     return {
+        "cpu": cpu_model(),
+        # What separate.precision: auto resolves to on this CPU (bf16 where it computes bf16 natively).
+        "cpu_precision_auto": resolve_precision(torch.device("cpu"), "auto"),
         "cpu_count": psutil.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

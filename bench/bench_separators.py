@@ -1,14 +1,15 @@
 """Separator files side by side on the pipeline's test mixtures: GNSDR at 8 kHz (the paper) and at full band.
 
     python bench/bench_separators.py [--validation] --separator shipped=src/danet_music2vec/pretrained/separator.pt \
-        old=/path/to/old.pt [--snr 0] [--override chunk_frames=400 precision=bf16] [--int8] [--name separators]
+        old=/path/to/old.pt [--snr 0] [--override chunk_frames=400] [--precisions bf16 int8] [--name separators]
 
 Run in a workspace whose `dvc repro mix` ran (data/mixtures.parquet and the audio it names). Every test mixture
 is rendered (at --snr dB when given, else at the manifest's gains), separated with `Separator.separate` at its own
 rate as `dm2v denoise` does, and scored with BSS Eval as the score stage does: at 8 kHz (output and sources
 resampled) and at the mixture's full rate. Paired differences against the first separator come with 95% intervals
-resampled by test clip. --int8 also scores each separator with int8 dynamic quantization of its network
-(NAME-int8: the same file with ``separate.precision: int8``). Writes bench/results/<name>.json.
+resampled by test clip. --precisions also scores each separator at each of those precisions (NAME-P: the same file
+with ``separate.precision: P``; bf16 autocast, or int8 dynamic quantization of its network), paired with the first
+separator as every other. Writes bench/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def main() -> None:
                         help="score on the profile's held-out validation tracks x noise recordings instead (12 s, 0 dB or --snr)")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="--validation: separator.val_fraction of the runs")
     parser.add_argument("--seed", type=int, default=0, help="--validation: separator.val_seed of the runs (else their separator.seed)")
-    parser.add_argument("--int8", action="store_true", help="also score every separator with int8 dynamic quantization")
+    parser.add_argument("--precisions", nargs="*", default=[], choices=["fp32", "bf16", "int8"],
+                        help="also score every separator at these precisions (NAME-P)")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
     if args.validation:
@@ -111,11 +113,10 @@ def main() -> None:
     else:
         items = test_items(args.snr)
     tables, result = {}, {}
-    separators = [(name, path, Separator.load(path, device="cpu", **overrides))
-                  for name, path in (item.split("=", 1) for item in args.separator)]  # fmt: skip
-    if args.int8:
-        separators += [(f"{name}-int8", path, Separator.load(path, **(overrides | {"device": "cpu", "precision": "int8"})))
-                       for name, path, _ in separators]  # fmt: skip
+    named = [item.split("=", 1) for item in args.separator]
+    separators = [(name, path, Separator.load(path, device="cpu", **overrides)) for name, path in named]
+    separators += [(f"{name}-{precision}", path, Separator.load(path, **(overrides | {"device": "cpu", "precision": precision})))
+                   for precision in args.precisions for name, path in named]  # fmt: skip
     for name, path, separator in separators:
         table, x_real_time = score(separator, items)
         tables[name] = table
@@ -133,7 +134,7 @@ def main() -> None:
             result[name][f"{key}_vs_{reference}"] = {"mean": diff, "ci95": [lo, hi]}
     what = "the profile's held-out validation tracks and noise recordings" if args.validation else "the test mixtures"
     write_result(args.name, {"benchmark": f"separator files on {what}", "mixtures": len(items), "snr_db": args.snr,
-                             "overrides": overrides, "int8": args.int8, "separators": result})  # fmt: skip
+                             "overrides": overrides, "precisions": args.precisions, "separators": result})  # fmt: skip
 
 
 if __name__ == "__main__":

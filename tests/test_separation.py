@@ -417,3 +417,15 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monke
         monkeypatch.setattr("danet_music2vec.separation.separator.resolve_precision", devices.resolve_precision)
         assert Separator(model, CFG, torch.zeros(2, 0), settings(precision="auto")).precision == expected
     assert Separator(model, CFG, torch.zeros(2, 0), settings(precision="fp32")).precision == "fp32"
+
+
+@pytest.mark.parametrize("output_rate", ["full", "stft"])
+def test_mono_at_the_model_rate_is_masked_on_the_network_stft_as_the_general_path_would(output_rate: str) -> None:
+    torch.manual_seed(0)
+    sep = Separator(MaskNetwork(N_FREQ, hidden=4, layers=1), CFG, torch.zeros(2, 0), settings(output_rate=output_rate))
+    wave = _wave(1.3, CFG.sample_rate, seed=5)
+    mono = sep.separate(wave, CFG.sample_rate).music  # the network's own STFT, masked as it is
+    both = sep.separate(np.stack([wave, wave]), CFG.sample_rate).music  # a second transform (and interpolation)
+    assert mono.shape == wave.shape
+    np.testing.assert_allclose(both[0], mono, atol=1e-5)
+    np.testing.assert_allclose(both[1], mono, atol=1e-5)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from danet_music2vec.models import MaskNetwork, separator_network
+from danet_music2vec.models.mask_network import MaskHead
 from tests.factories import magnitudes
 
 torch.set_num_threads(1)
@@ -62,3 +63,12 @@ def test_bin_log1p_input_is_standardised_by_the_stored_statistics() -> None:
 def test_chunk_db_input_ignores_the_recordings_level() -> None:
     model = MaskNetwork(n_freq=17, hidden=8, layers=1)
     torch.testing.assert_close(model.encoder.features(magnitudes() * 10.0), model.encoder.features(magnitudes()))
+
+
+@pytest.mark.parametrize("n_sources", [2, 3])
+def test_the_head_masks_are_the_softmax_of_its_logits(n_sources: int) -> None:
+    torch.manual_seed(0)
+    head = MaskHead(6, 5, n_sources)
+    features = 10.0 * torch.randn(2, 7, 6)  # large logits: masks near 0 and 1 keep their precision
+    logits = head.linear(features).reshape(2, 7, 5, n_sources)
+    torch.testing.assert_close(head(features), logits.softmax(-1), atol=1e-6, rtol=1e-5)
