@@ -1,8 +1,9 @@
 """The network study (docs/NETWORKS.md): the BLSTM, a TCN and ConvTasNet trained for the same wall time on 2 threads.
 
-    python scripts/network_study.py prepare --work WORK        # a clone with the shipped recipe's features (22.05 kHz)
+    python scripts/network_study.py prepare --work WORK [--set stft.chunk_frames=400]   # a clone with the shipped
+                                                                # recipe's features (22.05 kHz), --set over the recipe
     python scripts/network_study.py run --work WORK [--networks blstm tcn convtasnet] [--minutes 8] [--seed 0]
-    python bench/bench_separators.py --separator shipped=src/danet_music2vec/pretrained/separator.pt --int8 \
+    python bench/bench_separators.py --separator shipped=src/danet_music2vec/pretrained/separator.pt --precisions int8 \
         --name sep_int8                                         # in WORK: int8's GNSDR cost on the test mixtures
     python scripts/network_study.py report                      # docs/NETWORKS.md and docs/network_curves.png
 
@@ -21,10 +22,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.experiments.networks import NETWORKS, network_report, run_network, shipped_int8, speed_track
 from danet_music2vec.features import FeatureStore
 from danet_music2vec.params import read_params_yaml
+from danet_music2vec.pretrained import RECIPE
 from danet_music2vec.pretrained.training import prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +46,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=8.0, help="training wall time of every network")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="training threads")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
+                        help="prepare: params over the shipped recipe in WORK (e.g. stft.chunk_frames=400: longer training chunks)")
     args = parser.parse_args()
     if args.command == "prepare":
-        print(f"{args.work}: commit {prepare(REPO, args.work)}")
+        overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+        print(f"{args.work}: commit {prepare(REPO, args.work, RECIPE | overrides)}")
         subprocess.run(["dvc", "repro", "features", "mix"], cwd=args.work, check=True, env=os.environ | {"DVC_NO_ANALYTICS": "1"})
     elif args.command == "run":
         store = FeatureStore(args.work / "data" / "features")

@@ -267,6 +267,7 @@ def run_network(store: FeatureStore, base: Mapping[str, Any], name: str, seed: i
         kind = "stft"
     seconds, examples = np.cumsum([h.seconds for h in history]), np.cumsum([h.chunks for h in history])
     record = {"network": name, "what": NETWORKS[name].what, "seed": seed, "budget_minutes": minutes, "threads": threads,
+              "chunk_frames": store.config.chunk_frames,  # frames of every training example (the work folder's features)
               "parameters": sum(p.numel() for p in model.parameters()), "best_epoch": best_epoch,
               "validation": {"examples": params.separator.val_examples, "mixture_si_sdr": baseline},
               "curve": [{"epoch": h.epoch, "examples": int(n), "seconds": float(t), "val_si_sdr": h.val_si_sdr,
@@ -299,7 +300,7 @@ def int8_verdict(test: dict[str, Any]) -> str:
 
 def network_report(out: Path, int8_test: Path, figure: Path) -> str:
     """docs/NETWORKS.md's generated part from the records in ``out`` and the int8 scores ``int8_test``
-    (bench/bench_separators.py --int8); draws the learning curves into ``figure``."""
+    (bench/bench_separators.py --precisions int8); draws the learning curves into ``figure``."""
     records = {path.stem: json.loads(path.read_text()) for path in sorted(out.glob("*.json")) if path.stem in NETWORKS}
     records = {name: records[name] for name in NETWORKS if name in records}
     curves = {name: _curve(r) for name, r in records.items()}
