@@ -202,7 +202,7 @@ class Separator:
         masks, count = self.masks(spec)  # (frames, F, C)
         if channels.shape[0] == 1 and sample_rate == self.cfg.sample_rate:
             # Mono at the model's rate (both output rates are the input's): the network's STFT is the input's, so the
-            # mask applies to it as it is, with no second transform and no interpolation (a quarter of a 30 s call).
+            # mask applies to it as it is, with no second transform and no interpolation (about 20 ms of a 30 s call).
             music = istft(masks[..., 0] * spec, self.cfg, length=channels.shape[-1])[None]
         else:
             del spec  # not needed from here: for a 10-minute file it is 200 MB
