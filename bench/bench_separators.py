@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import write_result  # noqa: E402
@@ -31,6 +30,7 @@ from danet_music2vec.audio import load_audio, resample  # noqa: E402
 from danet_music2vec.data.mixing import Rendered, render_mixture, tile  # noqa: E402
 from danet_music2vec.dynamic_mixing import split_groups  # noqa: E402
 from danet_music2vec.metrics import global_scores, paired_difference, separation_scores  # noqa: E402
+from danet_music2vec.params import parse_assignments  # noqa: E402
 from danet_music2vec.separation import Separator  # noqa: E402
 
 LOW_RATE = 8000
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="*", default=[], choices=["fp32", "bf16", "int8"],
                         help="also score every separator at these precisions (NAME-P)")
     args = parser.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.override)}
+    overrides = parse_assignments(args.override)
     if args.validation:
         items = validation_items(0.0 if args.snr is None else args.snr, args.val_fraction, args.seed)
     else:

@@ -22,12 +22,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from danet_music2vec.atomic import atomic_path
 from danet_music2vec.experiments.networks import NETWORKS, network_report, run_network, shipped_int8, speed_track
 from danet_music2vec.features import FeatureStore
-from danet_music2vec.params import read_params_yaml
+from danet_music2vec.params import parse_assignments, read_params_yaml
 from danet_music2vec.pretrained import RECIPE
 from danet_music2vec.pretrained.training import prepare
 
@@ -50,8 +48,7 @@ def main() -> None:
                         help="prepare: params over the shipped recipe in WORK (e.g. stft.chunk_frames=400: longer training chunks)")
     args = parser.parse_args()
     if args.command == "prepare":
-        overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-        print(f"{args.work}: commit {prepare(REPO, args.work, RECIPE | overrides)}")
+        print(f"{args.work}: commit {prepare(REPO, args.work, RECIPE | parse_assignments(args.set))}")
         subprocess.run(["dvc", "repro", "features", "mix"], cwd=args.work, check=True, env=os.environ | {"DVC_NO_ANALYTICS": "1"})
     elif args.command == "run":
         store = FeatureStore(args.work / "data" / "features")

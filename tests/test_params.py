@@ -200,3 +200,14 @@ def test_the_parameter_docs_state_params_yaml_defaults(params):
             for part in key.split("."):
                 value = value[part]
             assert yaml.safe_load(default) == value, f"docs/PARAMETERS.md says {key} defaults to {default}; params.yaml: {value}"
+
+
+def test_key_value_items_parse_as_yaml_and_a_missing_key_or_equals_names_the_item():
+    from danet_music2vec.params import parse_assignments
+
+    assert parse_assignments(["stft.chunk_frames=400", "separator.train_snr_db=[-5, 5]", "separate.chunk_frames=null",
+                              "x.name=a=b"]) == {"stft.chunk_frames": 400, "separator.train_snr_db": [-5, 5],
+                                                 "separate.chunk_frames": None, "x.name": "a=b"}  # fmt: skip
+    for item in ("stft.chunk_frames", "=400"):
+        with pytest.raises(ParamError, match=repr(item)):
+            parse_assignments([item])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -529,6 +529,17 @@ def assign(params: dict[str, Any], dotted: str, value: Any) -> None:
     if not isinstance(node, dict) or leaf not in node:
         raise KeyError(dotted)
     node[leaf] = value
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items (the value in YAML, as ``dvc exp run -S`` takes it) as ``{dotted key: value}``."""
+    values = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            raise ParamError(f"{item!r}: expected KEY=VALUE, e.g. stft.chunk_frames=400")
+        values[key] = yaml.safe_load(text)
+    return values
 
 
 def yaml_text(value: Any) -> str:
